@@ -1,0 +1,71 @@
+// Code bag: an item's representation is the mean of its D code embeddings.
+//
+//   W      float32 [D, K, H]  codebooks, contiguous
+//   codes  uint8 or int32 [N, D] (row stride = D), values in [0, K)
+//   out    float32 [N, H]          out[n] = (1/D) * sum_d W[d, codes[n, d]]
+//
+// Sequence form: ids int64 [T] (flattened B*L) index rows of item_codes [I, D]; id 0 is the
+// padding item, whose output row is exactly zero and costs no work.
+//
+// Backward returns dW only, in fp32, deterministically: positions are bucketed (counting sort,
+// stable) and each output row is summed by one thread in increasing source order, so the
+// result is bit-identical for any thread count. No atomics.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "common/isa.h"
+
+namespace vqrec {
+
+enum class CodeType : int { u8 = 0, i32 = 1 };
+
+// ---- entry points (validate, plumb indices, dispatch; throw std::invalid_argument) ----
+void code_bag_forward(const float* W, int64_t D, int64_t K, int64_t H, const void* codes, CodeType ct,
+                      int64_t N, float* out, int nthreads);
+void code_bag_backward(const float* grad_out, int64_t D, int64_t K, int64_t H, const void* codes,
+                       CodeType ct, int64_t N, float* grad_W, int nthreads);
+void code_bag_seq_forward(const float* W, int64_t D, int64_t K, int64_t H, const void* item_codes,
+                          CodeType ct, int64_t I, const int64_t* ids, int64_t T, float* out, int nthreads);
+void code_bag_seq_backward(const float* grad_out, int64_t D, int64_t K, int64_t H, const void* item_codes,
+                           CodeType ct, int64_t I, const int64_t* ids, int64_t T, float* grad_W,
+                           int nthreads);
+
+// Asks the OS for transparent huge pages on a large, not yet touched output buffer.
+void advise_huge_pages(void* p, size_t bytes);
+
+// Validation helpers shared with other ops: throw std::invalid_argument naming the index.
+void check_codes_in_range(const void* codes, CodeType ct, int64_t N, int64_t D, int64_t K, const char* what);
+void check_ids_in_range(const int64_t* ids, int64_t T, int64_t I, const char* what);
+
+// ---- per-ISA float work ----
+// Rows to gather: row r of `out` is the mean of W[d, code(r, d)]; a row whose `row_of` entry
+// equals `skip_row` (>= 0) is written as zeros. row_of == nullptr means row r = code row r.
+struct GatherArgs {
+  const float* W;
+  int64_t D, K, H;
+  const void* codes;
+  CodeType ct;
+  const int64_t* row_of;  // [R] or nullptr
+  int64_t skip_row;       // padding id, or -1
+  int64_t R;
+  float* out;  // [R, H]
+  float scale;
+  int nthreads;
+};
+// dst[s] = scale * sum_{j in [offsets[s], offsets[s+1])} src[perm[j]]; empty -> zeros.
+struct SegmentSumArgs {
+  const float* src;
+  int64_t H;
+  const int32_t* perm;
+  const int64_t* offsets;  // [S + 1]
+  int64_t S;
+  float scale;
+  float* dst;  // [S, H]
+  int nthreads;
+};
+
+VQ_DECLARE_ISA_FN(void, gather_mean, (const GatherArgs& a))
+VQ_DECLARE_ISA_FN(void, segment_sum, (const SegmentSumArgs& a))
+
+}  // namespace vqrec

@@ -1,0 +1,4 @@
+"""Torch-facing ops (custom ops with autograd, fake kernels and native CPU kernels)."""
+from .code_bag import code_bag, code_bag_seq
+
+__all__ = ["code_bag", "code_bag_seq"]

@@ -1,0 +1,8 @@
+"""Plain-PyTorch reference implementations of every kernel.
+
+They are the test oracles and the fallback on devices (or installs) without a native kernel.
+They favour clarity, and use memory-friendly torch primitives where the obvious form would
+not fit (e.g. embedding_bag instead of a [N, D, H] gather)."""
+from .code_bag import code_bag_ref, code_bag_backward_ref, code_bag_seq_ref, code_bag_seq_backward_ref
+
+__all__ = ["code_bag_ref", "code_bag_backward_ref", "code_bag_seq_ref", "code_bag_seq_backward_ref"]
