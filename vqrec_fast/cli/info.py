@@ -1,0 +1,22 @@
+"""``vqrec-fast info``: build and runtime facts (SIMD level, threads, native parts)."""
+from __future__ import annotations
+
+import platform
+
+
+def run(args) -> int:
+    import torch
+
+    import vqrec_fast as vf
+
+    print(f"vqrec_fast {vf.__version__}  torch {torch.__version__}  python {platform.python_version()}")
+    print(f"native CPU kernels: {'yes' if vf.has_native() else 'no (reference fallback)'}")
+    print(f"SIMD level: {vf.simd_level()} (detected {vf.detected_simd_level()}; "
+          f"available {', '.join(vf.available_simd_levels()) or 'none'}; override with VQREC_FAST_SIMD)")
+    print(f"threads: {torch.get_num_threads()} (torch.set_num_threads / OMP_NUM_THREADS)")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("info", help="show build and runtime information")
+    p.set_defaults(func=run)
