@@ -90,3 +90,21 @@ def test_semi_synthetic_replacement_rate():
         assert abs(changed - expected) < 0.01, (rho, changed)
     with pytest.raises(ValueError, match="rho"):
         semi_synthetic_codes(codes, K, 1.5)
+
+
+def test_contrastive_loss_against_a_plain_loop():
+    from vqrec_fast.transfer.contrastive import contrastive_pretrain_loss
+
+    g = torch.Generator().manual_seed(0)
+    B, H, t = 7, 5, 0.07
+    s, e, n = (torch.randn(B, H, generator=g, dtype=torch.float64) for _ in range(3))
+    ids = torch.tensor([3, 9, 3, 4, 5, 9, 1])  # duplicates: rows 0/2 and 1/5
+    got = contrastive_pretrain_loss(s, e, ids, n, temperature=t, reduction="none")
+    cos = lambda a, b: float((a @ b) / (a.norm() * b.norm()))
+    for i in range(B):
+        terms = [cos(s[i], e[j]) / t for j in range(B) if j == i or ids[j] != ids[i]]
+        terms.append(cos(s[i], n[i]) / t)
+        expect = -cos(s[i], e[i]) / t + torch.logsumexp(torch.tensor(terms), 0).item()
+        assert abs(got[i].item() - expect) < 1e-9
+    no_neg = contrastive_pretrain_loss(s, e, ids, None, temperature=t)
+    assert no_neg.item() < contrastive_pretrain_loss(s, e, ids, n, temperature=t).item()
