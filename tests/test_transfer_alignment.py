@@ -104,7 +104,7 @@ def test_contrastive_loss_against_a_plain_loop():
     for i in range(B):
         terms = [cos(s[i], e[j]) / t for j in range(B) if j == i or ids[j] != ids[i]]
         terms.append(cos(s[i], n[i]) / t)
-        expect = -cos(s[i], e[i]) / t + torch.logsumexp(torch.tensor(terms), 0).item()
+        expect = -cos(s[i], e[i]) / t + torch.logsumexp(torch.tensor(terms, dtype=torch.float64), 0).item()
         assert abs(got[i].item() - expect) < 1e-9
     no_neg = contrastive_pretrain_loss(s, e, ids, None, temperature=t)
     assert no_neg.item() < contrastive_pretrain_loss(s, e, ids, n, temperature=t).item()
