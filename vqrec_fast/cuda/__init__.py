@@ -10,6 +10,7 @@ Standalone entry points (CUDA tensors only):
 """
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 _C_cuda = None
@@ -35,7 +36,31 @@ def cuda_module():
     return _C_cuda
 
 
+BACKENDS = ("cuda", "triton", "reference")
+_backend = os.environ.get("VQREC_FAST_GPU_BACKEND", "cuda")
+if _backend not in BACKENDS:
+    raise ValueError(f"VQREC_FAST_GPU_BACKEND must be one of {BACKENDS}, got {_backend!r}")
+
+
+def set_gpu_backend(name: str) -> None:
+    """Which kernels the ops use for CUDA tensors: "cuda" (default; falls back to "triton" when
+    the CUDA module was not built), "triton" (the cross-check) or "reference" (pure PyTorch)."""
+    global _backend
+    if name not in BACKENDS:
+        raise ValueError(f"GPU backend must be one of {BACKENDS}, got {name!r}")
+    _backend = name
+
+
+def gpu_backend() -> str:
+    """The backend CUDA tensors use now (after falling back from a missing CUDA module)."""
+    if _backend == "cuda" and _C_cuda is None:
+        from .. import triton as _t
+
+        return "triton" if _t.available() else "reference"
+    return _backend
+
+
 from .adc_topk import score_topk_cuda  # noqa: E402
 from . import code_bag as _code_bag_registration  # noqa: E402,F401  (registers kernels)
 
-__all__ = ["has_cuda_kernels", "cuda_module", "score_topk_cuda"]
+__all__ = ["has_cuda_kernels", "cuda_module", "score_topk_cuda", "set_gpu_backend", "gpu_backend", "BACKENDS"]

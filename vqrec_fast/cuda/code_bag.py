@@ -9,20 +9,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..reference import code_bag as ref
 from ..ops.code_bag import _code_bag, _code_bag_backward, _code_bag_seq, _code_bag_seq_backward
-from . import _C_cuda
+from . import cuda_module
 from ._launch import codes_for_kernel, stream_of
 
 
 def forward(W: Tensor, codes: Tensor, row_of=None) -> Tensor:
-    """[R, H] float32 with R = codes rows (row_of None) or row_of.numel()."""
+    """CUDA module launch: [R, H] float32 with R = codes rows (row_of None) or row_of.numel()."""
     D, K, H = W.shape
     W = W.contiguous()
     c, ct = codes_for_kernel(codes)
     R = c.shape[0] if row_of is None else row_of.numel()
     out = torch.empty(R, H, dtype=torch.float32, device=W.device)
     with torch.cuda.device(W.device):
-        _C_cuda.code_bag_forward(
+        cuda_module().code_bag_forward(
             W.data_ptr(), D, K, H, c.data_ptr(), ct, c.shape[0], 0 if row_of is None else row_of.data_ptr(), R,
             out.data_ptr(), stream_of(W),
         )
@@ -37,32 +38,57 @@ def backward(grad_out: Tensor, codes: Tensor, D: int, K: int, row_of=None) -> Te
     R = g.shape[0]
     c, ct = codes_for_kernel(codes)
     gW = torch.empty(D, K, H, dtype=torch.float32, device=g.device)
-    ws_bytes = _C_cuda.code_bag_backward_workspace_bytes(R, D, K)
+    mod = cuda_module()
+    ws_bytes = mod.code_bag_backward_workspace_bytes(R, D, K)
     ws = torch.empty(max(ws_bytes, 1), dtype=torch.uint8, device=g.device)  # torch's allocator owns it
     with torch.cuda.device(g.device):
-        _C_cuda.code_bag_backward(
+        mod.code_bag_backward(
             g.data_ptr(), D, K, H, c.data_ptr(), ct, c.shape[0], 0 if row_of is None else row_of.data_ptr(), R,
             gW.data_ptr(), ws.data_ptr(), ws_bytes, stream_of(g),
         )
     return gW
 
 
-if _C_cuda is not None:
+def _impl():
+    """(forward, backward) of the selected GPU backend, or None for the reference."""
+    from . import gpu_backend
 
-    @_code_bag.register_kernel("cuda")
-    def _(W: Tensor, codes: Tensor) -> Tensor:
-        return forward(W, codes)
+    name = gpu_backend()
+    if name == "cuda":
+        return forward, backward
+    if name == "triton":
+        from ..triton import code_bag as tcb
 
-    @_code_bag_backward.register_kernel("cuda")
-    def _(grad_out: Tensor, codes: Tensor, D: int, K: int) -> Tensor:
-        return backward(grad_out, codes, D, K)
+        return tcb.code_bag_forward, tcb.code_bag_backward
+    return None
 
-    @_code_bag_seq.register_kernel("cuda")
-    def _(W: Tensor, item_codes: Tensor, item_ids: Tensor) -> Tensor:
-        ids = item_ids.to(torch.int64).contiguous()
-        return forward(W, item_codes, row_of=ids).reshape(*ids.shape, W.shape[2])
 
-    @_code_bag_seq_backward.register_kernel("cuda")
-    def _(grad_out: Tensor, item_codes: Tensor, item_ids: Tensor, D: int, K: int) -> Tensor:
-        ids = item_ids.to(torch.int64).contiguous()
-        return backward(grad_out, item_codes, D, K, row_of=ids)
+# Registered for CUDA tensors whatever the backend; "reference" defers to the default kernels.
+@_code_bag.register_kernel("cuda")
+def _(W: Tensor, codes: Tensor) -> Tensor:
+    impl = _impl()
+    return impl[0](W, codes) if impl else ref.code_bag_ref(W, codes)
+
+
+@_code_bag_backward.register_kernel("cuda")
+def _(grad_out: Tensor, codes: Tensor, D: int, K: int) -> Tensor:
+    impl = _impl()
+    return impl[1](grad_out, codes, D, K) if impl else ref.code_bag_backward_ref(grad_out, codes, D, K)
+
+
+@_code_bag_seq.register_kernel("cuda")
+def _(W: Tensor, item_codes: Tensor, item_ids: Tensor) -> Tensor:
+    impl = _impl()
+    if impl is None:
+        return ref.code_bag_seq_ref(W, item_codes, item_ids)
+    ids = item_ids.to(torch.int64).contiguous()
+    return impl[0](W, item_codes, ids).reshape(*ids.shape, W.shape[2])
+
+
+@_code_bag_seq_backward.register_kernel("cuda")
+def _(grad_out: Tensor, item_codes: Tensor, item_ids: Tensor, D: int, K: int) -> Tensor:
+    impl = _impl()
+    if impl is None:
+        return ref.code_bag_seq_backward_ref(grad_out, item_codes, item_ids, D, K)
+    ids = item_ids.to(torch.int64).contiguous()
+    return impl[1](grad_out, item_codes, D, K, ids)
