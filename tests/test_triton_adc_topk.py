@@ -36,6 +36,14 @@ def test_topk_matches_bruteforce(metric, use_scale):
     assert bool((s[:, :-1] >= s[:, 1:]).all()), "scores must be sorted best first"
 
 
+def test_chunk_not_a_multiple_of_the_tile():
+    # N = 100 items in one chunk of 100 columns: the second 64-item tile overhangs the buffer.
+    q, W, codes, _ = _data(3, 2, 8, 16, 100, seed=4)
+    s, i = adc_topk(q.to(DEVICE), W.to(DEVICE), codes.to(DEVICE), 5)
+    want, _ = _adc.dense_scores(q, W, codes, None, "ip").topk(5, dim=1)
+    assert_close(s, want, rtol=1e-5, atol=1e-5, name="top-k scores")
+
+
 def test_k_equals_n_and_argument_errors():
     q, W, codes, _ = _data(2, 2, 4, 8, 6, seed=3)
     s, i = adc_topk(q.to(DEVICE), W.to(DEVICE), codes.to(DEVICE), 6)

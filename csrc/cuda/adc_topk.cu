@@ -86,7 +86,32 @@ __device__ void warp_sort_keep(Cand c, int q, int k, int lane) {
   __syncwarp();
 }
 
-template <bool VEC16>
+// Scores one item for the 8 queries of the group: acc[q] = sum_d LUT_s[d, code_d].q
+struct Scorer {
+  const uint4* lut_s;
+  int K;
+  __device__ __forceinline__ void add(float (&acc)[kQB], int d, int code) const {
+    const uint4 e = lut_s[d * K + code];
+    const __half2* h = reinterpret_cast<const __half2*>(&e);
+#pragma unroll
+    for (int p = 0; p < 4; ++p) {
+      const float2 f = __half22float2(h[p]);
+      acc[2 * p] += f.x;
+      acc[2 * p + 1] += f.y;
+    }
+  }
+  // 16 codes packed in one uint4 (byte j of the 16 = sub-space d0 + j).
+  __device__ __forceinline__ void add16(float (&acc)[kQB], int d0, uint4 v) const {
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int j = 0; j < 16; ++j) add(acc, d0 + j, (w[j >> 2] >> (8 * (j & 3))) & 0xff);
+  }
+};
+
+// NV > 0: D == 16 * NV, rows read as NV 16-byte vectors, and the next step's codes are loaded
+// into registers before the current item is scored, hiding global-memory latency (only 8 warps
+// fit per SM next to a 128 KiB LUT). NV == 0: any D, byte loads.
+template <int NV>
 __global__ void __launch_bounds__(kThreads, 1)
     adc_topk_kernel(const uint4* __restrict__ lut, int D, int K, const uint8_t* __restrict__ codes, int64_t N,
                     const float* __restrict__ item_scale, int k, int64_t per_split, float* __restrict__ out_scores,
@@ -108,41 +133,41 @@ __global__ void __launch_bounds__(kThreads, 1)
     c.thresh[tid] = -FLT_MAX;
   }
   __syncthreads();
+  const Scorer sc{lut_s, K};
 
   const int64_t begin = static_cast<int64_t>(s) * per_split;
   const int64_t end = min(N, begin + per_split);
+  constexpr int NVR = NV > 0 ? NV : 1;
+  uint4 next[NVR];
+  if (NV > 0 && begin + tid < end) {
+#pragma unroll
+    for (int v = 0; v < NVR; ++v) next[v] = __ldg(reinterpret_cast<const uint4*>(codes + (begin + tid) * D) + v);
+  }
   for (int64_t base = begin; base < end; base += kThreads) {
     const int64_t n = base + tid;
     if (n < end) {
       float acc[kQB];
 #pragma unroll
       for (int q = 0; q < kQB; ++q) acc[q] = 0.f;
-      const uint8_t* row = codes + n * D;
-      auto add_entry = [&](int d, int code) {
-        const uint4 e = lut_s[d * K + code];
-        const __half2* h = reinterpret_cast<const __half2*>(&e);
+      if (NV > 0) {
+        uint4 cur[NVR];
 #pragma unroll
-        for (int p = 0; p < 4; ++p) {
-          const float2 f = __half22float2(h[p]);
-          acc[2 * p] += f.x;
-          acc[2 * p + 1] += f.y;
-        }
-      };
-      if (VEC16) {
-        // D % 16 == 0: 16 codes per load, rows 16-byte aligned (checked by the launcher).
-        for (int d0 = 0; d0 < D; d0 += 16) {
-          const uint4 v = __ldg(reinterpret_cast<const uint4*>(row + d0));
-          const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+        for (int v = 0; v < NVR; ++v) cur[v] = next[v];
+        if (n + kThreads < end) {
 #pragma unroll
-          for (int j = 0; j < 16; ++j) add_entry(d0 + j, (w[j >> 2] >> (8 * (j & 3))) & 0xff);
+          for (int v = 0; v < NVR; ++v)
+            next[v] = __ldg(reinterpret_cast<const uint4*>(codes + (n + kThreads) * D) + v);
         }
+#pragma unroll
+        for (int v = 0; v < NVR; ++v) sc.add16(acc, 16 * v, cur[v]);
       } else {
-        for (int d = 0; d < D; ++d) add_entry(d, __ldg(row + d));
+        const uint8_t* row = codes + n * D;
+        for (int d = 0; d < D; ++d) sc.add(acc, d, __ldg(row + d));
       }
-      const float sc = item_scale ? __ldg(item_scale + n) : 1.f;
+      const float scale = item_scale ? __ldg(item_scale + n) : 1.f;
 #pragma unroll
       for (int q = 0; q < kQB; ++q) {
-        const float v = acc[q] * sc;
+        const float v = acc[q] * scale;
         if (v > c.thresh[q]) {  // NaN never passes
           const int pos = atomicAdd(c.count + q, 1);
           c.score[q * kCap + pos] = v;
@@ -197,17 +222,19 @@ void adc_topk(const void* lut, int64_t G, int64_t D, int64_t K, const uint8_t* c
   const int64_t per_split = std::max<int64_t>(1, ceil_div(N, S));
   cudaStream_t st = as_stream(stream);
   const dim3 grid(static_cast<unsigned>(S), static_cast<unsigned>(G));
-  const bool vec16 = D % 16 == 0 && aligned16(codes);
-  if (vec16) {
-    check_cuda(cudaFuncSetAttribute(adc_topk_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+  const int nv = (D % 16 == 0 && D <= 64 && aligned16(codes)) ? static_cast<int>(D / 16) : 0;
+  auto launch = [&](auto kernel) {
+    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
                "adc_topk: shared memory opt-in");
-    adc_topk_kernel<true><<<grid, kThreads, smem, st>>>(static_cast<const uint4*>(lut), int(D), int(K), codes, N,
-                                                        item_scale, int(k), per_split, out_scores, out_ids);
-  } else {
-    check_cuda(cudaFuncSetAttribute(adc_topk_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-               "adc_topk: shared memory opt-in");
-    adc_topk_kernel<false><<<grid, kThreads, smem, st>>>(static_cast<const uint4*>(lut), int(D), int(K), codes, N,
-                                                         item_scale, int(k), per_split, out_scores, out_ids);
+    kernel<<<grid, kThreads, smem, st>>>(static_cast<const uint4*>(lut), int(D), int(K), codes, N, item_scale, int(k),
+                                         per_split, out_scores, out_ids);
+  };
+  switch (nv) {
+    case 1: launch(adc_topk_kernel<1>); break;
+    case 2: launch(adc_topk_kernel<2>); break;
+    case 3: launch(adc_topk_kernel<3>); break;
+    case 4: launch(adc_topk_kernel<4>); break;
+    default: launch(adc_topk_kernel<0>); break;
   }
   check_launch("adc_topk");
 }

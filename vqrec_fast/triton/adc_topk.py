@@ -20,7 +20,7 @@ from .. import _adc
 
 @triton.jit
 def _adc_scores_kernel(
-    lut, codes, scale, out, B, N, n0, D, K, out_stride,
+    lut, codes, scale, out, B, N, n0, ncols, D, K, out_stride,
     HAS_SCALE: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     qs = tl.program_id(0) * BLOCK_Q + tl.arange(0, BLOCK_Q)
@@ -35,7 +35,10 @@ def _adc_scores_kernel(
     if HAS_SCALE:
         acc = acc * tl.load(scale + ns, mask=nmask, other=1.0)[None, :]
     acc = tl.where(nmask[None, :], acc, float("-inf"))
-    tl.store(out + qs.to(tl.int64)[:, None] * out_stride + (ns - n0)[None, :], acc, mask=qmask[:, None])
+    # Only the chunk's ncols columns exist in `out` (the last tile may overhang them).
+    cols = ns - n0
+    tl.store(out + qs.to(tl.int64)[:, None] * out_stride + cols[None, :], acc,
+             mask=qmask[:, None] & (cols < ncols)[None, :])
 
 
 def adc_topk(
@@ -69,7 +72,7 @@ def adc_topk(
         n = min(chunk, N - n0)
         grid = (triton.cdiv(B, BLOCK_Q), triton.cdiv(n, BLOCK_N))
         _adc_scores_kernel[grid](
-            lut, codes, scale if scale is not None else lut, buf, B, N, n0, D, K, chunk,
+            lut, codes, scale if scale is not None else lut, buf, B, N, n0, n, D, K, chunk,
             HAS_SCALE=scale is not None, BLOCK_Q=BLOCK_Q, BLOCK_N=BLOCK_N,
         )
         s, i = torch.topk(buf[:, :n], min(k, n), dim=1)
