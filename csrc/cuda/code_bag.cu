@@ -62,7 +62,10 @@ __global__ void bag_forward_kernel(const float* __restrict__ W, int D, int K, in
   const int HV = H / VEC;  // H is a multiple of VEC
   T* out_row = reinterpret_cast<T*>(out + r * H);
   const T* Wv = reinterpret_cast<const T*>(W);
-  for (int h = lane; h < HV; h += 32) {
+  // Every lane runs every chunk (the shuffles need the whole warp); lanes past H only idle.
+  for (int h0 = 0; h0 < HV; h0 += 32) {
+    const int h = h0 + lane;
+    const bool active = h < HV;
     T acc = V::zero();
     if (src >= 0) {
       for (int d0 = 0; d0 < D; d0 += 32) {
@@ -72,11 +75,11 @@ __global__ void bag_forward_kernel(const float* __restrict__ W, int D, int K, in
           const int c = __shfl_sync(0xffffffffu, mine, j);
           // Out-of-range codes (never produced by validated inputs) contribute nothing
           // instead of reading outside W.
-          if (c >= 0 && c < K) V::add(acc, __ldg(Wv + (static_cast<int64_t>(d0 + j) * K + c) * HV + h));
+          if (active && c >= 0 && c < K) V::add(acc, __ldg(Wv + (static_cast<int64_t>(d0 + j) * K + c) * HV + h));
         }
       }
     }
-    out_row[h] = V::scale(acc, inv_d);
+    if (active) out_row[h] = V::scale(acc, inv_d);
   }
 }
 

@@ -49,17 +49,58 @@ def backward(grad_out: Tensor, codes: Tensor, D: int, K: int, row_of=None) -> Te
     return gW
 
 
+def seq_forward(W: Tensor, item_codes: Tensor, ids: Tensor) -> Tensor:
+    """[*ids.shape, H]: bags of the distinct ids once, then a row gather.
+
+    A training batch (e.g. 2048 x 50 positions) names far fewer distinct items than positions,
+    and each bag costs D row reads of W, so bagging distinct items first cuts that work by the
+    repeat factor. torch.unique costs one host sync."""
+    flat = ids.reshape(-1)
+    if flat.numel() == 0:
+        return W.new_zeros(*ids.shape, W.shape[2])
+    uniq, inv = torch.unique(flat, return_inverse=True)
+    if uniq.numel() * 4 > flat.numel() * 3:  # few repeats: direct is cheaper
+        return forward(W, item_codes, row_of=flat.contiguous()).reshape(*ids.shape, W.shape[2])
+    bags = forward(W, item_codes, row_of=uniq.contiguous())  # id 0 -> zero row
+    return bags.index_select(0, inv).reshape(*ids.shape, W.shape[2])
+
+
+def seq_backward(grad_out: Tensor, item_codes: Tensor, ids: Tensor, D: int, K: int) -> Tensor:
+    """grad_W [D, K, H] for grad_out [*ids.shape, H], in two deterministic segment sums:
+    positions -> distinct items (a code bag backward with D = 1 over the item index), then
+    distinct items -> (d, k) rows. Each grad row is then read once, and only the U distinct
+    items' sums (small enough to stay in L2) are read D times, instead of every position."""
+    flat = ids.reshape(-1)
+    H = grad_out.shape[-1]
+    g = grad_out.reshape(-1, H)
+    if flat.numel() == 0:
+        return backward(g, item_codes, D, K, row_of=flat)
+    uniq, inv = torch.unique(flat, return_inverse=True)
+    if uniq.numel() * 4 > flat.numel() * 3:
+        return backward(g, item_codes, D, K, row_of=flat.contiguous())
+    U = uniq.numel()
+    # D = 1, "codes" = position -> distinct-item index: per-item sums of grad rows (scale 1/1).
+    per_item = backward(g, inv.to(torch.int32).reshape(-1, 1), 1, U).reshape(U, H)
+    return backward(per_item, item_codes, D, K, row_of=uniq.contiguous())  # id 0 is skipped
+
+
 def _impl():
-    """(forward, backward) of the selected GPU backend, or None for the reference."""
+    """(forward, backward, seq_forward, seq_backward) of the selected GPU backend, or None."""
     from . import gpu_backend
 
     name = gpu_backend()
     if name == "cuda":
-        return forward, backward
+        return forward, backward, seq_forward, seq_backward
     if name == "triton":
         from ..triton import code_bag as tcb
 
-        return tcb.code_bag_forward, tcb.code_bag_backward
+        def t_seq_forward(W, item_codes, ids):
+            return tcb.code_bag_forward(W, item_codes, ids).reshape(*ids.shape, W.shape[2])
+
+        def t_seq_backward(grad_out, item_codes, ids, D, K):
+            return tcb.code_bag_backward(grad_out, item_codes, D, K, ids)
+
+        return tcb.code_bag_forward, tcb.code_bag_backward, t_seq_forward, t_seq_backward
     return None
 
 
@@ -81,8 +122,7 @@ def _(W: Tensor, item_codes: Tensor, item_ids: Tensor) -> Tensor:
     impl = _impl()
     if impl is None:
         return ref.code_bag_seq_ref(W, item_codes, item_ids)
-    ids = item_ids.to(torch.int64).contiguous()
-    return impl[0](W, item_codes, ids).reshape(*ids.shape, W.shape[2])
+    return impl[2](W, item_codes, item_ids.to(torch.int64).contiguous())
 
 
 @_code_bag_seq_backward.register_kernel("cuda")
@@ -90,5 +130,4 @@ def _(grad_out: Tensor, item_codes: Tensor, item_ids: Tensor, D: int, K: int) ->
     impl = _impl()
     if impl is None:
         return ref.code_bag_seq_backward_ref(grad_out, item_codes, item_ids, D, K)
-    ids = item_ids.to(torch.int64).contiguous()
-    return impl[1](grad_out, item_codes, D, K, ids)
+    return impl[3](grad_out, item_codes, item_ids.to(torch.int64).contiguous(), D, K)

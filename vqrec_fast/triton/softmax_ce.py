@@ -2,8 +2,9 @@
 
 loss_b = logsumexp_n(l[b, n]) - l[b, target_b] with l = normalize(seq_out) @ normalize(E).T / t and
 E = code_bag(W, codes) [N, H]. Never holds the B x N logits: items are taken a chunk at a time
-(E_c = code_bag of the chunk, C x H), and the Triton kernel folds each chunk into a running
-(max, sum of exp) per query with tl.dot tiles, like flash-attention's forward. The backward
+(E_c = code_bag of the chunk, C x H); the Triton kernel computes tl.dot tiles of logits and
+reduces each (query block, item range) to a (max, sum of exp) pair, like flash-attention's
+forward, and the pairs are folded into a running log-sum-exp per query. The backward
 recomputes each chunk's logits (B x C at most) and pushes the softmax part of the gradient to
 seq_out and, through the code bag's deterministic backward, to W; the target part is a small
 ordinary autograd graph on the B target items.
@@ -24,16 +25,20 @@ from ..ops.code_bag import code_bag
 
 
 @triton.jit
-def _online_lse_kernel(
-    Q, E, m_run, s_run, B, C, H, inv_t,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr, PRECISION: tl.constexpr,
+def _partial_lse_kernel(
+    Q, E, part_m, part_s, B, C, H, inv_t,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr, TILES: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
+    """Program (i, j): queries [i*BLOCK_M, +BLOCK_M) x items [j*TILES*BLOCK_N, +TILES*BLOCK_N) of
+    the chunk; writes that range's max logit and sum of exp(logit - max) to part_m/part_s [B, P]."""
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     rmask = rows < B
-    m = tl.load(m_run + rows, mask=rmask, other=0.0)
-    s = tl.load(s_run + rows, mask=rmask, other=0.0)
-    for n0 in range(0, C, BLOCK_N):
-        cols = n0 + tl.arange(0, BLOCK_N)
+    m = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
+    s = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    first = tl.program_id(1) * TILES * BLOCK_N
+    for t in range(0, TILES):
+        cols = first + t * BLOCK_N + tl.arange(0, BLOCK_N)
         cmask = cols < C
         logits = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         for h0 in range(0, H, BLOCK_H):
@@ -44,10 +49,14 @@ def _online_lse_kernel(
             logits += tl.dot(q, tl.trans(e), input_precision=PRECISION)
         logits = tl.where(cmask[None, :], logits * inv_t, float("-inf"))
         m_new = tl.maximum(m, tl.max(logits, axis=1))
-        s = s * tl.exp(m - m_new) + tl.sum(tl.exp(logits - m_new[:, None]), axis=1)
+        # A tile past the chunk's end leaves m at -inf: keep s at 0 instead of exp(nan).
+        alpha = tl.where(m_new == float("-inf"), 0.0, tl.exp(m - m_new))
+        p = tl.where(cmask[None, :], tl.exp(logits - m_new[:, None]), 0.0)
+        s = s * alpha + tl.sum(p, axis=1)
         m = m_new
-    tl.store(m_run + rows, m, mask=rmask)
-    tl.store(s_run + rows, s, mask=rmask)
+    P = tl.num_programs(1)
+    tl.store(part_m + rows.to(tl.int64) * P + tl.program_id(1), m, mask=rmask)
+    tl.store(part_s + rows.to(tl.int64) * P + tl.program_id(1), s, mask=rmask)
 
 
 def _items(W: Tensor, codes: Tensor, normalize: bool) -> Tensor:
@@ -59,13 +68,22 @@ def _lse_forward(q: Tensor, W: Tensor, codes: Tensor, inv_t: float, normalize: b
     B, H = q.shape
     m = torch.full((B,), float("-inf"), dtype=torch.float32, device=q.device)
     s = torch.zeros(B, dtype=torch.float32, device=q.device)
-    BLOCK_M, BLOCK_N, BLOCK_H = 32, 64, 32
+    BLOCK_M, BLOCK_N, BLOCK_H, TILES = 64, 64, 32, 4
     for a in range(0, codes.shape[0], chunk):
         e = _items(W, codes[a : a + chunk], normalize).contiguous()
-        _online_lse_kernel[(triton.cdiv(B, BLOCK_M),)](
-            q, e, m, s, B, e.shape[0], H, inv_t,
-            BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_H=BLOCK_H, PRECISION=precision,
+        C = e.shape[0]
+        P = triton.cdiv(C, BLOCK_N * TILES)
+        part_m = torch.empty(B, P, dtype=torch.float32, device=q.device)
+        part_s = torch.empty(B, P, dtype=torch.float32, device=q.device)
+        _partial_lse_kernel[(triton.cdiv(B, BLOCK_M), P)](
+            q, e, part_m, part_s, B, C, H, inv_t,
+            BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_H=BLOCK_H, TILES=TILES, PRECISION=precision,
         )
+        # Fold the chunk's partial (max, sum) pairs into the running ones (every part has at
+        # least one real item, so part_m is finite).
+        m_new = torch.maximum(m, part_m.max(dim=1).values)
+        s = s * torch.exp(m - m_new) + (part_s * torch.exp(part_m - m_new[:, None])).sum(dim=1)
+        m = m_new
     return m + torch.log(s)
 
 
