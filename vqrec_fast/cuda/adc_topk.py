@@ -55,6 +55,8 @@ def score_topk_cuda(
     mod = cuda_module()
     B, N = queries.shape[0], codes.shape[0]
     D, K, _ = W.shape
+    if B == 0:
+        return queries.new_zeros(0, k, dtype=torch.float32), torch.zeros(0, k, dtype=torch.int64, device=queries.device)
     lut32, scale = _adc.prepare(queries, W, codes, item_scale, metric)
     lut = interleave_lut(lut32)
     G = lut.shape[0]

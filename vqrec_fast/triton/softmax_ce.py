@@ -109,7 +109,8 @@ class _LogSumExp(torch.autograd.Function):
                 Wd = W.detach().requires_grad_(dW is not None)
                 e = _items(Wd, codes[a : a + chunk], normalize)
             # d lse_b / d l[b, n] = softmax; B x C at most, freed after the chunk.
-            p = torch.exp(torch.matmul(q, e.detach().t()) * inv_t - lse[:, None]) * (g[:, None] * inv_t)
+            p = torch.addmm(-lse[:, None], q, e.detach().t(), alpha=inv_t)  # logits - lse, one pass
+            p.exp_().mul_((g * inv_t)[:, None])
             dq.addmm_(p, e.detach())
             if dW is not None:
                 (gw,) = torch.autograd.grad(e, Wd, torch.matmul(p.t(), q))
