@@ -97,3 +97,20 @@ def test_items_unseen_in_training_are_recommendable_from_text(pretrained, tmp_pa
     emb = model.item_matrix()
     torch.testing.assert_close(emb[25], model.codes(codes=model.codes.item_codes[26:27])[0])
     assert not torch.equal(emb[26], emb[25])
+
+
+def test_unisrec_baseline_pretrains_and_finetunes_the_same_way(tmp_path):
+    from vqrec_fast.transfer.finetune import load_run_model
+    from vqrec_fast.transfer.unisrec import UniSRecText
+
+    cfg = small_pretrain_config(str(tmp_path / "pt"), model="unisrec", text_encoder="hash", rho=0.75)
+    res = pretrain(cfg, [tiny_domain("a", 40, 60, 0), tiny_domain("b", 30, 50, 1)], log=lambda *_: None)
+    assert isinstance(res["model"], UniSRecText) and res["model"].plm.shape == (71, 256)
+    st = load_pretrained(tmp_path / "pt" / "pretrained.pt")
+    finetune(_train_cfg(tmp_path / "ft", epochs=1), tiny_domain("c", 25, 60, 2),
+             FinetuneOptions(pretrained=str(tmp_path / "pt" / "pretrained.pt"), model="unisrec"), log=lambda *_: None)
+    model = load_run_model(tmp_path / "ft")
+    assert isinstance(model, UniSRecText) and model.plm.shape == (26, 256)  # the target's own text vectors
+    best = model.state_dict()
+    assert torch.equal(best["encoder.layers.1.ff1.weight"], st["model"]["encoder.layers.1.ff1.weight"])
+    assert not torch.equal(best["adaptor.weight"], st["model"]["adaptor.weight"])

@@ -47,6 +47,7 @@ ALIGN_MODES = ("learned", "random", "none")
 @dataclasses.dataclass
 class FinetuneOptions:
     pretrained: str = ""  # pre-training checkpoint ("" = train from scratch)
+    model: str = "vqrec"  # vqrec | unisrec (text baseline; codes and alignment do not apply)
     codes: str = "fresh"
     fix_encoder: bool = True
     align: str = "learned"
@@ -55,6 +56,8 @@ class FinetuneOptions:
     train_fraction: float = 1.0  # keep this fraction of the target's training examples (data curve)
 
     def validate(self) -> "FinetuneOptions":
+        if self.model not in ("vqrec", "unisrec"):
+            raise ValueError(f"model must be 'vqrec' or 'unisrec', got {self.model!r}")
         if self.codes not in CODE_MODES:
             raise ValueError(f"codes must be one of {CODE_MODES}, got {self.codes!r}")
         if self.align not in ALIGN_MODES:
@@ -84,10 +87,13 @@ def target_codes(opts: FinetuneOptions, cfg: TrainConfig, ds: SeqDataset, pre: O
     return load_codes("published", ds, D, K, cfg.seed), None
 
 
-def load_pretrained_weights(model: VQRec, state: Dict[str, torch.Tensor], path: str = "checkpoint") -> None:
-    """Copies every pre-trained tensor except the item code table; names and shapes must match."""
+ITEM_SIDE = ("codes.item_codes", "plm")  # per-domain item tables: never transferred
+
+
+def load_pretrained_weights(model: nn.Module, state: Dict[str, torch.Tensor], path: str = "checkpoint") -> None:
+    """Copies every pre-trained tensor except the item tables; names and shapes must match."""
     own = model.state_dict()
-    wanted = {k for k in own if k != "codes.item_codes"}
+    wanted = {k for k in own if k not in ITEM_SIDE}
     missing = sorted(wanted - set(state))
     if missing:
         raise ValueError(f"{path}: pre-trained checkpoint lacks {missing[:5]} (model architecture differs)")
@@ -98,7 +104,7 @@ def load_pretrained_weights(model: VQRec, state: Dict[str, torch.Tensor], path: 
     model.load_state_dict({k: state[k] for k in wanted}, strict=False)
 
 
-def freeze_encoder(model: VQRec) -> None:
+def freeze_encoder(model: nn.Module) -> None:
     """The paper's "fix encoder": Transformer layers and position embedding do not train."""
     for mod in (model.encoder, model.position):
         for p in mod.parameters():
@@ -165,11 +171,13 @@ def finetune(cfg: TrainConfig, ds: SeqDataset, opts: FinetuneOptions, log=print)
                           num_subspaces=pc["num_subspaces"], codebook_size=pc["codebook_size"])
     cfg = cfg.replace(model="vqrec")
     ds = subsample_train(ds, opts.train_fraction, cfg.seed)
+    kw = {k: getattr(cfg, k) for k in MODEL_KEYS}
+    info: Dict = {"align_losses": [], "permutation_changed": 0.0}
+    if opts.model == "unisrec":
+        return _finetune_unisrec(cfg, ds, opts, pre, kw, cache_dir, info, log)
     codes, quantizer = target_codes(opts, cfg, ds, pre, cache_dir)
     torch.manual_seed(cfg.seed)
-    kw = {k: getattr(cfg, k) for k in MODEL_KEYS}
     model = VQRec(codes, codebook_size=cfg.codebook_size, loss_impl=cfg.loss_impl, topk_impl=cfg.topk_impl, **kw)
-    info: Dict = {"align_losses": [], "permutation_changed": 0.0}
     if pre is not None:
         load_pretrained_weights(model, pre["model"], opts.pretrained)
         if opts.fix_encoder:
@@ -189,6 +197,39 @@ def finetune(cfg: TrainConfig, ds: SeqDataset, opts: FinetuneOptions, log=print)
     res.update(info)
     res["options"] = dataclasses.asdict(opts)
     return res
+
+
+def _finetune_unisrec(cfg, ds, opts, pre, kw, cache_dir, info, log) -> Dict:
+    """The text baseline: target PLM vectors, pre-trained Transformer (fixed) + adaptor (trains)."""
+    from .unisrec import UniSRecText
+
+    vec = torch.from_numpy(text_vectors(ds, cfg.text_encoder, cache_dir))
+    torch.manual_seed(cfg.seed)
+    model = UniSRecText(vec, **kw)
+    if pre is not None:
+        load_pretrained_weights(model, pre["model"], opts.pretrained)
+        if opts.fix_encoder:
+            freeze_encoder(model)
+    res = Trainer(cfg, ds, model=model).fit(log=log)
+    res.update(info)
+    res["options"] = dataclasses.asdict(opts)
+    return res
+
+
+def load_run_model(run) -> nn.Module:
+    """The best model of a fine-tuning run folder (VQ-Rec, baselines, or the UniSRec-style model)."""
+    from ..train import load_trained
+
+    st = checkpoint.load(Path(run) / "best.pt")
+    if "adaptor.weight" not in st["model"]:
+        return load_trained(run)
+    from .unisrec import UniSRecText
+
+    cfg = TrainConfig(**st["config"])
+    model = UniSRecText(st["model"]["plm"], n_experts=st["model"]["adaptor.weight"].shape[0],
+                        **{k: getattr(cfg, k) for k in MODEL_KEYS})
+    model.load_state_dict(st["model"])
+    return model.eval()
 
 
 @torch.no_grad()

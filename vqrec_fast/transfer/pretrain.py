@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import SeqDataset
-from ..models import PackedLayout, VQRec
+from ..models import PackedLayout, SeqRecModel, VQRec
 from ..train import checkpoint
 from ..train.batches import build_rows, iter_batches
 from ..train.items import random_codes, resolve_encoder, text_vectors
@@ -45,6 +45,7 @@ MODEL_KEYS = ("hidden", "n_layers", "n_heads", "inner", "dropout", "attn_dropout
 @dataclass
 class PretrainConfig:
     domains: List[str] = field(default_factory=list)  # dataset directories
+    model: str = "vqrec"  # vqrec | unisrec (the text baseline: PLM vectors + MoE adaptor, no codes)
     out: str = "runs/pretrain"
     codes: str = "opq"  # opq (fitted on the union's training items) | random
     text_encoder: str = "auto"
@@ -69,6 +70,8 @@ class PretrainConfig:
     threads: int = 0
 
     def validate(self) -> "PretrainConfig":
+        if self.model not in ("vqrec", "unisrec"):
+            raise ValueError(f"model must be 'vqrec' or 'unisrec', got {self.model!r}")
         if self.codes not in ("opq", "random"):
             raise ValueError(f"codes must be 'opq' or 'random', got {self.codes!r}")
         if not 0.0 <= self.rho <= 1.0:
@@ -115,7 +118,7 @@ class PretrainStep(nn.Module):
     -> (sequence outputs [e, H], target representations [e, H], negative representations [e, H] or None)
     """
 
-    def __init__(self, model: VQRec):
+    def __init__(self, model: SeqRecModel):
         super().__init__()
         self.model = model
 
@@ -123,7 +126,7 @@ class PretrainStep(nn.Module):
                 neg_codes: Optional[Tensor] = None):
         layout = PackedLayout.from_offsets(offsets)
         out = self.model.encode(tokens, layout)[target_pos]
-        pos = self.model.codes(targets)
+        pos = self.model.embed_items(targets)
         neg = None if neg_codes is None else self.model.codes(codes=neg_codes)
         return out, pos, neg
 
@@ -133,7 +136,7 @@ def build_model(cfg: PretrainConfig, codes: Tensor) -> VQRec:
     return VQRec(codes, codebook_size=cfg.codebook_size, loss_impl="dense", topk_impl="auto", **cfg.model_kwargs())
 
 
-def train_step(step: nn.Module, model: VQRec, opt: torch.optim.Optimizer, batch, neg_codes: Optional[Tensor],
+def train_step(step: nn.Module, model: SeqRecModel, opt: torch.optim.Optimizer, batch, neg_codes: Optional[Tensor],
                temperature: float) -> float:
     """One optimizer step on this process's shard of a global batch; returns the mean loss of
     the global batch."""
@@ -180,8 +183,15 @@ def pretrain(cfg: PretrainConfig, datasets: Optional[Sequence[SeqDataset]] = Non
         datasets = [load_domain(p, cfg.max_len) for p in cfg.domains]
     cache_dir = Path(cache_dir) if cache_dir is not None else out.parent / "cache"
     mixed = MixedDomains.mix(datasets)
-    codes, quantizer = union_codes(mixed, datasets, cfg, cache_dir)
-    model = build_model(cfg, codes)
+    if cfg.model == "unisrec":
+        from .unisrec import UniSRecText
+
+        vec = torch.from_numpy(domain_vectors(datasets, resolve_encoder(cfg.text_encoder), cache_dir))
+        torch.manual_seed(cfg.seed)
+        model, quantizer = UniSRecText(vec, **cfg.model_kwargs()), None
+    else:
+        codes, quantizer = union_codes(mixed, datasets, cfg, cache_dir)
+        model = build_model(cfg, codes)
     step = PretrainStep(model)
     if n > 1:
         step = nn.parallel.DistributedDataParallel(step)
@@ -201,7 +211,7 @@ def pretrain(cfg: PretrainConfig, datasets: Optional[Sequence[SeqDataset]] = Non
         t0, total, seen = time.perf_counter(), 0.0, 0
         for batch in iter_batches(rows, cfg.batch_size, shuffle):
             neg = None
-            if cfg.rho > 0:
+            if cfg.rho > 0 and isinstance(model, VQRec):
                 neg = semi_synthetic_codes(model.codes.item_codes[batch.targets].long(), cfg.codebook_size, cfg.rho, neg_gen)
             total += train_step(step, model, opt, batch, neg, cfg.temperature) * batch.targets.numel()
             seen += int(batch.targets.numel())
@@ -223,7 +233,7 @@ def pretrain(cfg: PretrainConfig, datasets: Optional[Sequence[SeqDataset]] = Non
             "model": model}
 
 
-def _checkpoint(cfg: PretrainConfig, model: VQRec, quantizer, mixed: MixedDomains, epoch: int, history) -> Dict:
+def _checkpoint(cfg: PretrainConfig, model: SeqRecModel, quantizer, mixed: MixedDomains, epoch: int, history) -> Dict:
     return {"kind": KIND, "config": dataclasses.asdict(cfg), "model": model.state_dict(), "quantizer": quantizer,
             "domains": mixed.names, "item_offsets": mixed.offsets.tolist(), "epoch": epoch, "history": history}
 

@@ -13,6 +13,8 @@ LABELS = {
     "random_codes": "  ablation: random target codes",
     "pretrain_codes": "  ablation: pre-training code space reused",
     "text_scratch": "text baseline SASRec(T) from scratch",
+    "unisrec_scratch": "text baseline UniSRec-style (whitening + MoE) from scratch",
+    "unisrec_transfer": "text baseline UniSRec-style pre-trained + fine-tuned",
 }
 METRICS = ("recall@10", "ndcg@10", "recall@50", "ndcg@50")
 
@@ -33,7 +35,8 @@ def table(result: Dict) -> str:
         r = runs[name]
         lines.append(f"| {label} | " + " | ".join(_fmt(r["test"][m]) for m in METRICS)
                      + f" | {r['best_epoch']} | {r['train_seconds_total']:.0f} | "
-                     + (f"{r['permutation_changed']:.1%}" if "permutation_changed" in r and r["options"]["pretrained"] else "")
+                     + (f"{r['permutation_changed']:.1%}" if r.get("options", {}).get("pretrained") and r["options"].get("model") != "unisrec"
+                        else "")
                      + " |")
     lines.append("| paper: VQ-Rec pre-trained on 5 Amazon domains (14M interactions) | "
                  + " | ".join(f"{PAPER_ROW[m]:.4f}" for m in METRICS) + " | | | |")

@@ -10,6 +10,10 @@ Runs (same seed, same protocol, full ranking on the target's test users):
   random codes       pre-trained, fine-tuned with random target codes
   pretrain codes     pre-trained, target coded with the pre-training code space (no fresh index)
   text (scratch)     SASRec(T)-style text baseline: linear projection of the frozen PLM vectors
+  UniSRec-style      whitening + MoE adaptor over the frozen PLM vectors, from scratch and
+                     pre-trained + fine-tuned the same way (fixed Transformer)
+A run folder that already holds results (results.json / a finished pretrained.pt) is reused,
+so an interrupted study continues where it stopped.
 plus the training-data fraction curve (scratch vs transfer) and, per model, text
 over-emphasis and cold-start metrics. Runs go through a process pool (``jobs``), one thread each.
 """
@@ -22,12 +26,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from ..train import TrainConfig, Trainer, load_trained
+from ..train import TrainConfig, Trainer
 from ..train.items import resolve_encoder, text_vectors
 from .analysis import cold_start, test_topk, text_overemphasis
 from .domains import load_domain
-from .finetune import FinetuneOptions, finetune
-from .pretrain import PretrainConfig, pretrain
+from .finetune import FinetuneOptions, finetune, load_run_model
+from .pretrain import PretrainConfig, load_pretrained, pretrain
 
 PAPER_ROW = {"recall@10": 0.1211, "ndcg@10": 0.0643, "recall@50": 0.2369, "ndcg@50": 0.0897}
 METRICS = ("recall@10", "ndcg@10", "recall@50", "ndcg@50")
@@ -59,8 +63,14 @@ def _quiet(*_):
     pass
 
 
-def _run_pretrain(sc: StudyConfig, name: str, rho: float) -> Dict:
+def _run_pretrain(sc: StudyConfig, name: str, rho: float, model: str = "vqrec") -> Dict:
+    done = Path(sc.out) / name / "pretrained.pt"
+    if done.exists():  # a finished earlier run of the same study folder is reused
+        st = load_pretrained(done)
+        if st["epoch"] == sc.pretrain_epochs:
+            return {"checkpoint": str(done), "history": st["history"], "seconds": 0.0, "reused": True}
     cfg = PretrainConfig(domains=list(sc.sources), out=str(Path(sc.out) / name), hidden=sc.hidden, inner=sc.inner,
+                         model=model,
                          epochs=sc.pretrain_epochs, batch_size=sc.pretrain_batch, rho=rho, seed=sc.seed, threads=1,
                          text_encoder=sc.text_encoder, checkpoint_every=max(1, sc.pretrain_epochs),
                          num_subspaces=sc.num_subspaces, codebook_size=sc.codebook_size)
@@ -80,6 +90,9 @@ def _run(sc: StudyConfig, name: str, kind: str, opts: Optional[Dict]) -> Dict:
     import torch
 
     torch.set_num_threads(1)
+    done = Path(sc.out) / name / "results.json"
+    if done.exists():  # finished in an earlier invocation on the same folder
+        return {**json.loads(done.read_text()), "reused": True}
     t0 = time.perf_counter()
     ds = load_domain(sc.target)
     cfg = _train_cfg(sc, name, "text" if kind == "text" else "vqrec")
@@ -96,7 +109,7 @@ def _analyse(sc: StudyConfig, name: str) -> Dict:
 
     torch.set_num_threads(1)
     ds = load_domain(sc.target)
-    model = load_trained(Path(sc.out) / name)
+    model = load_run_model(Path(sc.out) / name)
     top = test_topk(model, ds, 50)
     vec = text_vectors(ds, resolve_encoder(sc.text_encoder), Path(sc.out) / "cache")
     return {"overemphasis": text_overemphasis(top, ds, vec), "cold_start": cold_start(top, ds)}
@@ -111,8 +124,11 @@ def run_study(sc: StudyConfig, log=print) -> Dict:
         text_vectors(load_domain(p), resolve_encoder(sc.text_encoder), out / "cache")
     log(f"text vectors ready ({time.perf_counter() - t0:.0f}s)")
     with ProcessPoolExecutor(sc.jobs) as pool:
-        pre = {n: pool.submit(_run_pretrain, sc, n, rho) for n, rho in (("pretrain", 0.75), ("pretrain_rho0", 0.0))}
-        scratch = {"scratch": ("vqrec", {}), "text_scratch": ("text", None)}
+        pre = {n: pool.submit(_run_pretrain, sc, n, rho, m)
+               for n, rho, m in (("pretrain", 0.75, "vqrec"), ("pretrain_rho0", 0.0, "vqrec"),
+                                 ("pretrain_unisrec", 0.0, "unisrec"))}
+        scratch = {"scratch": ("vqrec", {}), "text_scratch": ("text", None),
+                   "unisrec_scratch": ("vqrec", {"model": "unisrec"})}
         for f in sc.fractions:
             scratch[f"scratch_frac{f}"] = ("vqrec", {"train_fraction": f})
         futs = {n: pool.submit(_run, sc, n, k, o) for n, (k, o) in scratch.items()}
@@ -126,6 +142,7 @@ def run_study(sc: StudyConfig, log=print) -> Dict:
             "no_semi_synthetic": {"pretrained": ck0},
             "random_codes": {"pretrained": ck, "codes": "random"},
             "pretrain_codes": {"pretrained": ck, "codes": "pretrain"},
+            "unisrec_transfer": {"pretrained": pre["pretrain_unisrec"]["checkpoint"], "model": "unisrec"},
         }
         for f in sc.fractions:
             ft[f"transfer_frac{f}"] = {"pretrained": ck, "train_fraction": f}
