@@ -73,3 +73,23 @@ def test_ddp_two_processes_agree_with_one(tmp_path):
     from vqrec_fast.transfer.pretrain import build_model
     fresh = build_model(init, ref["codes.item_codes"]).state_dict()
     assert not torch.allclose(fresh["codes.weight"], ref["codes.weight"])
+
+
+def test_thin_long_rows_keeps_short_rows_and_a_fraction_of_cut_ones():
+    from vqrec_fast.data import Examples
+    from vqrec_fast.train.batches import build_rows
+    from vqrec_fast.transfer.pretrain import thin_long_rows
+
+    seq = list(range(1, 31))  # one user with 30 items, max_len 5: prefixes longer than 5 are cut rows
+    ex = Examples.from_lists([seq[:t] for t in range(1, 30)], seq[1:30])
+    rows = build_rows(ex, 5)
+    thin = thin_long_rows(rows, 5, 0.3, 0)
+    per_row = lambda r: np.add.reduceat((r.targets != 0).astype(np.int64), r.offsets[:-1])  # noqa: E731
+    assert int((per_row(rows) > 1).sum()) == 1  # the one uncut row: items 1..5, targets at every position
+    cut = rows.num_rows - 1
+    assert thin.num_examples == rows.num_examples - (rows.num_rows - thin.num_rows)  # one example per cut row
+    assert 0 < rows.num_rows - thin.num_rows < cut
+    i = int(np.flatnonzero(per_row(thin) > 1)[0])
+    assert thin.tokens[thin.offsets[i]: thin.offsets[i + 1]].tolist() == [1, 2, 3, 4, 5]
+    assert thin.targets[thin.offsets[i]: thin.offsets[i + 1]].tolist() == [2, 3, 4, 5, 6]
+    assert thin_long_rows(rows, 5, 1.0, 0) is rows

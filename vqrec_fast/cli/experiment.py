@@ -9,7 +9,7 @@ def run_transfer(args) -> int:
         args.source = ["../shared/data/amazon2014-office", "../shared/data/ml-100k"]
     sc = StudyConfig(sources=args.source, target=args.target, out=args.out, hidden=args.hidden, inner=args.inner,
                      num_subspaces=args.subspaces, pretrain_epochs=args.pretrain_epochs,
-                     pretrain_batch=args.pretrain_batch, epochs=args.epochs, patience=args.patience,
+                     pretrain_batch=args.pretrain_batch, pretrain_long_fraction=args.pretrain_long_fraction, epochs=args.epochs, patience=args.patience,
                      align_epochs=args.align_epochs, align_lr=args.align_lr, batch_size=args.batch_size,
                      fractions=[float(f) for f in args.fractions.split(",") if f], text_encoder=args.text_encoder,
                      seed=args.seed, jobs=args.jobs)
@@ -30,6 +30,8 @@ def register(sub) -> None:
     t.add_argument("--inner", type=int, default=256)
     t.add_argument("--pretrain-epochs", type=int, default=10)
     t.add_argument("--pretrain-batch", type=int, default=8192)
+    t.add_argument("--pretrain-long-fraction", type=float, default=1.0,
+                   help="keep this fraction of pre-training rows whose history is cut at max_len (ml-100k has many)")
     t.add_argument("--epochs", type=int, default=50, help="max fine-tuning / scratch epochs (early stopping)")
     t.add_argument("--patience", type=int, default=10)
     t.add_argument("--align-epochs", type=int, default=5)

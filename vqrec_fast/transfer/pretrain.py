@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ..data import SeqDataset
 from ..models import PackedLayout, SeqRecModel, VQRec
 from ..train import checkpoint
-from ..train.batches import build_rows, iter_batches
+from ..train.batches import Rows, build_rows, iter_batches, take_rows
 from ..train.items import random_codes, resolve_encoder, text_vectors
 from ..train.quantizer import encode, fit_quantizer
 from .contrastive import contrastive_pretrain_loss_shard
@@ -61,6 +61,7 @@ class PretrainConfig:
     init_std: float = 0.02
     temperature: float = 0.07
     max_len: int = 50
+    long_row_fraction: float = 1.0  # keep this fraction of rows of histories cut at max_len (see thin_long_rows)
     rho: float = 0.75  # semi-synthetic replacement rate; 0 disables the semi-synthetic negative
     lr: float = 1e-3
     batch_size: int = 8192  # examples per global batch (all processes together)
@@ -74,6 +75,8 @@ class PretrainConfig:
             raise ValueError(f"model must be 'vqrec' or 'unisrec', got {self.model!r}")
         if self.codes not in ("opq", "random"):
             raise ValueError(f"codes must be 'opq' or 'random', got {self.codes!r}")
+        if not 0.0 < self.long_row_fraction <= 1.0:
+            raise ValueError(f"long_row_fraction must be in (0, 1], got {self.long_row_fraction}")
         if not 0.0 <= self.rho <= 1.0:
             raise ValueError(f"rho must be in [0, 1], got {self.rho}")
         for k in ("batch_size", "epochs", "checkpoint_every", "hidden", "num_subspaces", "codebook_size"):
@@ -109,6 +112,27 @@ def union_codes(mixed: MixedDomains, datasets: Sequence[SeqDataset], cfg: Pretra
     codes = encode(vec, q)
     codes[0] = 0
     return codes, q
+
+
+def thin_long_rows(rows: Rows, max_len: int, fraction: float, seed: int) -> Rows:
+    """Keeps a random ``fraction`` of the rows that hold one history cut to max_len items.
+
+    Under RecBole's one-example-per-prefix protocol every prefix longer than max_len is its own
+    max_len-token row (the "sequence" layout cannot merge them), so a domain of long histories
+    (ml-100k: ~100 ratings per user) costs ~50x more tokens than its example count suggests.
+    Thinning them makes pre-training on such a domain affordable; rows of short histories
+    (all the targets of a user up to max_len) are all kept."""
+    if fraction >= 1.0:
+        return rows
+    lens = np.diff(rows.offsets)
+    per_row = np.add.reduceat((rows.targets != 0).astype(np.int64), rows.offsets[:-1])
+    long = (lens == max_len) & (per_row == 1)
+    rng = np.random.default_rng(seed)
+    keep = np.flatnonzero(~long | (rng.random(len(lens)) < fraction))
+    b = take_rows(rows, keep)
+    targets = np.zeros(int(b.offsets[-1]), dtype=np.int64)
+    targets[b.target_pos.numpy()] = b.targets.numpy()
+    return Rows(b.offsets.numpy(), b.tokens.numpy(), targets)
 
 
 class PretrainStep(nn.Module):
@@ -196,7 +220,8 @@ def pretrain(cfg: PretrainConfig, datasets: Optional[Sequence[SeqDataset]] = Non
     if n > 1:
         step = nn.parallel.DistributedDataParallel(step)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    rows = build_rows(mixed.dataset.train, cfg.max_len, "sequence")
+    rows = thin_long_rows(build_rows(mixed.dataset.train, cfg.max_len, "sequence"), cfg.max_len,
+                          cfg.long_row_fraction, cfg.seed)
     shuffle = torch.Generator().manual_seed(cfg.seed)
     neg_gen = torch.Generator().manual_seed(cfg.seed + 1)  # same draws on every process
     torch.manual_seed(cfg.seed + 2 + rank)  # dropout stream
@@ -205,7 +230,7 @@ def pretrain(cfg: PretrainConfig, datasets: Optional[Sequence[SeqDataset]] = Non
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1) + "\n")
         log(f"pre-training on {' + '.join(mixed.names)}: {mixed.dataset.num_items} items, "
-            f"{rows.num_examples} examples, {n} process(es)")
+            f"{rows.num_examples} examples ({len(rows.tokens)} tokens), {n} process(es)")
     model.train()
     for epoch in range(1, cfg.epochs + 1):
         t0, total, seen = time.perf_counter(), 0.0, 0

@@ -48,6 +48,7 @@ class StudyConfig:
     codebook_size: int = 256
     pretrain_epochs: int = 10
     pretrain_batch: int = 8192
+    pretrain_long_fraction: float = 1.0  # PretrainConfig.long_row_fraction
     epochs: int = 50  # fine-tuning / scratch epochs (early stopping on valid NDCG@10)
     patience: int = 10
     align_epochs: int = 5
@@ -70,7 +71,7 @@ def _run_pretrain(sc: StudyConfig, name: str, rho: float, model: str = "vqrec") 
         if st["epoch"] == sc.pretrain_epochs:
             return {"checkpoint": str(done), "history": st["history"], "seconds": 0.0, "reused": True}
     cfg = PretrainConfig(domains=list(sc.sources), out=str(Path(sc.out) / name), hidden=sc.hidden, inner=sc.inner,
-                         model=model,
+                         model=model, long_row_fraction=sc.pretrain_long_fraction,
                          epochs=sc.pretrain_epochs, batch_size=sc.pretrain_batch, rho=rho, seed=sc.seed, threads=1,
                          text_encoder=sc.text_encoder, checkpoint_every=max(1, sc.pretrain_epochs),
                          num_subspaces=sc.num_subspaces, codebook_size=sc.codebook_size)
