@@ -48,3 +48,16 @@ def test_cli_registers_transfer_commands():
     assert a.domain == ["A", "B"] and a.rho == 0.0
     a = p.parse_args(["finetune", "--data", "T", "--pretrained", "x.pt", "--align", "random"])
     assert a.align == "random" and a.codes == "fresh" and not a.train_encoder
+
+
+def test_cli_transfer_study_gets_its_own_name_when_experiment_is_taken():
+    import argparse
+
+    from vqrec_fast.cli import experiment
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("experiment").add_argument("--data", required=True)
+    experiment.register(sub)
+    a = parser.parse_args(["experiment-transfer", "--target", "T"])
+    assert a.target == "T" and a.func.__name__ == "run_transfer"

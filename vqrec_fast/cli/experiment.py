@@ -18,10 +18,16 @@ def run_transfer(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("experiment", help="multi-run experiments (transfer study)")
-    exp = p.add_subparsers(dest="experiment", metavar="EXPERIMENT")
-    exp.required = True
-    t = exp.add_parser("transfer", help="pre-train on source domains, fine-tune on a target, ablations, analyses")
+    help_ = "pre-train on source domains, fine-tune on a target, ablations, analyses"
+    if "experiment" in sub.choices:
+        # `experiment` is already a one-dataset command (train CLI): argparse cannot nest under it,
+        # so the study gets its own name until the two are unified
+        t = sub.add_parser("experiment-transfer", help=help_)
+    else:
+        p = sub.add_parser("experiment", help="multi-run experiments (transfer study)")
+        exp = p.add_subparsers(dest="experiment", metavar="EXPERIMENT")
+        exp.required = True
+        t = exp.add_parser("transfer", help=help_)
     t.add_argument("--source", action="append", help="source dataset directory (repeat); default office + ml-100k")
     t.add_argument("--target", default="../shared/data/amazon2018-scientific")
     t.add_argument("--out", default="runs/transfer")
