@@ -11,7 +11,7 @@ from ._native import (
     simd_level,
     simd_level_context,
 )
-from .ops import code_bag, code_bag_seq
+from .ops import code_bag, code_bag_seq, code_softmax_cross_entropy
 from . import nn
 
 __version__ = "0.1.0"
@@ -25,5 +25,6 @@ __all__ = [
     "simd_level_context",
     "code_bag",
     "code_bag_seq",
+    "code_softmax_cross_entropy",
     "nn",
 ]

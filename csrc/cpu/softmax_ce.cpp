@@ -1,0 +1,126 @@
+// Fused softmax cross-entropy entry points: argument checks, target logits and target terms
+// (index work, done here in query order so the result is deterministic), the bounded rho
+// buffer and its fixed-order reduction, and dispatch of the scans (softmax_ce_kernels.cpp).
+#include "cpu/softmax_ce.h"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace vqrec {
+namespace {
+
+void require(bool ok, const std::string& msg) {
+  if (!ok) throw std::invalid_argument(msg);
+}
+
+inline int64_t code_at(const void* codes, CodeType ct, int64_t idx) {
+  return ct == CodeType::u8 ? static_cast<const uint8_t*>(codes)[idx] : static_cast<const int32_t*>(codes)[idx];
+}
+
+void check_args(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct, int64_t N,
+                const float* alpha, const int64_t* target, int nthreads) {
+  require(B >= 0 && D >= 1 && K >= 1, "code_softmax_ce: need B >= 0, D >= 1, K >= 1 (got B=" + std::to_string(B) +
+                                          ", D=" + std::to_string(D) + ", K=" + std::to_string(K) + ")");
+  require(N >= 1 && N <= std::numeric_limits<int32_t>::max(), "code_softmax_ce: need 1 <= N < 2^31 items, got N=" +
+                                                                  std::to_string(N));
+  require(nthreads >= 1, "code_softmax_ce: nthreads must be >= 1");
+  if (B == 0) return;
+  require(lut != nullptr && alpha != nullptr && target != nullptr, "code_softmax_ce: null pointer argument");
+  check_codes_in_range(codes, ct, N, D, K, "codes");
+  for (int64_t b = 0; b < B; ++b)
+    require(target[b] == -1 || (target[b] >= 0 && target[b] < N),
+            "target[" + std::to_string(b) + "] = " + std::to_string(target[b]) + " is outside [0, " +
+                std::to_string(N) + ") (-1 marks an ignored query)");
+}
+
+// s_{b,t} summed in the kernel's order (d = 0, 1, ...), so loss = lse - s is consistent.
+float target_logit(const float* lut, int64_t b, int64_t t, int64_t D, int64_t K, const void* codes, CodeType ct,
+                   const float* alpha) {
+  const float* row = lut + b * D * K;
+  float acc = row[code_at(codes, ct, t * D)];
+  for (int64_t d = 1; d < D; ++d) acc += row[d * K + code_at(codes, ct, t * D + d)];
+  return acc * alpha[t];
+}
+
+CeScanArgs scan_args(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct, int64_t N,
+                     const float* alpha, int nthreads) {
+  CeScanArgs a{};
+  a.lut = lut;
+  a.B = B;
+  a.D = D;
+  a.K = K;
+  a.N = N;
+  a.codes = codes;
+  a.ct = ct;
+  a.alpha = alpha;
+  a.nthreads = nthreads;
+  return a;
+}
+
+// rho partials are [blocks, N]; blocks per call are capped so the buffer stays near 64 MiB
+// (at N = 1e6 that is 16 blocks of 16 queries) but never below the thread count.
+constexpr int64_t kRhoBudgetFloats = int64_t(16) << 20;
+
+}  // namespace
+
+void code_softmax_ce_forward(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct,
+                             int64_t N, const float* alpha, const int64_t* target, const float* extra, float* lse,
+                             float* tgt_logit, int nthreads) {
+  check_args(lut, B, D, K, codes, ct, N, alpha, target, nthreads);
+  if (B == 0) return;
+  require(lse != nullptr && tgt_logit != nullptr, "code_softmax_ce: null output pointer");
+  CeScanArgs a = scan_args(lut, B, D, K, codes, ct, N, alpha, nthreads);
+  a.extra = extra;
+  a.lse = lse;
+  a.blk_begin = 0;
+  a.blk_end = (B + kCeLanes - 1) / kCeLanes;
+  VQ_DISPATCH(ce_scan_forward, a);
+  for (int64_t b = 0; b < B; ++b)
+    tgt_logit[b] = target[b] < 0 ? 0.0f : target_logit(lut, b, target[b], D, K, codes, ct, alpha);
+}
+
+void code_softmax_ce_backward(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct,
+                              int64_t N, const float* alpha, const int64_t* target, const float* lse, const float* g,
+                              float* grad_lut, float* rho, int nthreads) {
+  check_args(lut, B, D, K, codes, ct, N, alpha, target, nthreads);
+  require(rho != nullptr, "code_softmax_ce backward: rho is a null pointer");
+  std::fill(rho, rho + N, 0.0f);
+  if (B == 0) return;
+  require(lse != nullptr && g != nullptr && grad_lut != nullptr, "code_softmax_ce backward: null pointer argument");
+  CeScanArgs a = scan_args(lut, B, D, K, codes, ct, N, alpha, nthreads);
+  a.lse = const_cast<float*>(lse);  // read only in the backward scan
+  a.g = g;
+  a.grad_lut = grad_lut;
+  const int64_t blocks = (B + kCeLanes - 1) / kCeLanes;
+  const int64_t per_call = std::min(blocks, std::max<int64_t>(nthreads, kRhoBudgetFloats / N));
+  std::vector<float> part(static_cast<size_t>(per_call * N));
+  a.rho_part = part.data();
+  for (int64_t b0 = 0; b0 < blocks; b0 += per_call) {
+    a.blk_begin = b0;
+    a.blk_end = std::min(blocks, b0 + per_call);
+    VQ_DISPATCH(ce_scan_backward, a);
+    const int64_t nb = a.blk_end - a.blk_begin;
+    // fixed order: block 0, 1, ... for every item, whatever the thread count
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+    for (int64_t n = 0; n < N; ++n) {
+      float r = rho[n];
+      for (int64_t k = 0; k < nb; ++k) r += part[k * N + n];
+      rho[n] = r;
+    }
+  }
+  // target terms: dlogit_{b,t} has an extra -g_b (one-hot), in query order
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t t = target[b];
+    if (t < 0 || g[b] == 0.0f) continue;
+    const float s = target_logit(lut, b, t, D, K, codes, ct, alpha);
+    float* row = grad_lut + b * D * K;
+    const float w = g[b] * alpha[t];
+    for (int64_t d = 0; d < D; ++d) row[d * K + code_at(codes, ct, t * D + d)] -= w;
+    rho[t] -= g[b] * s;
+  }
+}
+
+}  // namespace vqrec
