@@ -36,15 +36,6 @@ void check_args(const float* lut, int64_t B, int64_t D, int64_t K, const void* c
                 std::to_string(N) + ") (-1 marks an ignored query)");
 }
 
-// s_{b,t} summed in the kernel's order (d = 0, 1, ...), so loss = lse - s is consistent.
-float target_logit(const float* lut, int64_t b, int64_t t, int64_t D, int64_t K, const void* codes, CodeType ct,
-                   const float* alpha) {
-  const float* row = lut + b * D * K;
-  float acc = row[code_at(codes, ct, t * D)];
-  for (int64_t d = 1; d < D; ++d) acc += row[d * K + code_at(codes, ct, t * D + d)];
-  return acc * alpha[t];
-}
-
 CeScanArgs scan_args(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct, int64_t N,
                      const float* alpha, int nthreads) {
   CeScanArgs a{};
@@ -66,6 +57,13 @@ constexpr int64_t kRhoBudgetFloats = int64_t(16) << 20;
 
 }  // namespace
 
+float ce_item_logit(const float* lut_row, int64_t n, int64_t D, int64_t K, const void* codes, CodeType ct,
+                    const float* alpha) {
+  float acc[kCeAccumulators] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int64_t d = 0; d < D; ++d) acc[d % kCeAccumulators] += lut_row[d * K + code_at(codes, ct, n * D + d)];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) * alpha[n];
+}
+
 void code_softmax_ce_forward(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct,
                              int64_t N, const float* alpha, const int64_t* target, const float* extra, float* lse,
                              float* tgt_logit, int nthreads) {
@@ -79,7 +77,7 @@ void code_softmax_ce_forward(const float* lut, int64_t B, int64_t D, int64_t K, 
   a.blk_end = (B + kCeLanes - 1) / kCeLanes;
   VQ_DISPATCH(ce_scan_forward, a);
   for (int64_t b = 0; b < B; ++b)
-    tgt_logit[b] = target[b] < 0 ? 0.0f : target_logit(lut, b, target[b], D, K, codes, ct, alpha);
+    tgt_logit[b] = target[b] < 0 ? 0.0f : ce_item_logit(lut + b * D * K, target[b], D, K, codes, ct, alpha);
 }
 
 void code_softmax_ce_backward(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct,
@@ -115,7 +113,7 @@ void code_softmax_ce_backward(const float* lut, int64_t B, int64_t D, int64_t K,
   for (int64_t b = 0; b < B; ++b) {
     const int64_t t = target[b];
     if (t < 0 || g[b] == 0.0f) continue;
-    const float s = target_logit(lut, b, t, D, K, codes, ct, alpha);
+    const float s = ce_item_logit(lut + b * D * K, t, D, K, codes, ct, alpha);
     float* row = grad_lut + b * D * K;
     const float w = g[b] * alpha[t];
     for (int64_t d = 0; d < D; ++d) row[d * K + code_at(codes, ct, t * D + d)] -= w;

@@ -38,6 +38,13 @@
 namespace vqrec {
 
 constexpr int64_t kCeLanes = 16;
+constexpr int64_t kCeAccumulators = 4;  // partial sums per logit (sub-spaces d = r mod 4)
+
+// The logit of item n for one query row of the LUT ([D*K]), summed in the kernels' order:
+// ((acc0 + acc1) + (acc2 + acc3)) * alpha_n, acc_r = 0 + sum over d = r mod 4 in increasing d,
+// so that loss = lse - target logit is consistent with the scan.
+float ce_item_logit(const float* lut_row, int64_t n, int64_t D, int64_t K, const void* codes, CodeType ct,
+                    const float* alpha);
 
 // ---- entry points (validate, dispatch, target corrections; throw std::invalid_argument) ----
 void code_softmax_ce_forward(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct,

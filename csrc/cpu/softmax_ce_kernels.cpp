@@ -28,7 +28,8 @@ namespace VQ_ISA {
 namespace {
 
 constexpr int64_t L = kCeLanes;
-constexpr int64_t kTile = 32;  // items per log-sum-exp rescale
+static_assert(kCeLanes == 16, "V16 below holds one block of 16 query lanes");
+constexpr int64_t kTile = 64;  // items per tile (log-sum-exp rescale, exp batch)
 
 inline int64_t code_at(const void* codes, CodeType ct, int64_t idx) {
   return ct == CodeType::u8 ? static_cast<const uint8_t*>(codes)[idx] : static_cast<const int32_t*>(codes)[idx];
@@ -42,9 +43,21 @@ constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.33345190
 // harmless here: every sum it joins holds a term >= 1 (the max) or multiplies a gradient.
 constexpr float kExpLo = -87.3f, kExpHi = 88.3f;
 
+// V16: the 16 query lanes of a block as one zmm (AVX-512), two ymm (AVX2) or 16 floats. GCC
+// does not vectorise the fixed 16-lane loops on its own (it emits scalar adds), hence these.
 #if defined(__AVX512F__)
-inline __m512 exp_v(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(kExpLo)), _mm512_set1_ps(kExpHi));
+struct V16 {
+  __m512 v;
+};
+inline V16 load(const float* p) { return {_mm512_loadu_ps(p)}; }
+inline void store(float* p, V16 a) { _mm512_storeu_ps(p, a.v); }
+inline V16 set1(float x) { return {_mm512_set1_ps(x)}; }
+inline V16 add(V16 a, V16 b) { return {_mm512_add_ps(a.v, b.v)}; }
+inline V16 sub(V16 a, V16 b) { return {_mm512_sub_ps(a.v, b.v)}; }
+inline V16 mul(V16 a, V16 b) { return {_mm512_mul_ps(a.v, b.v)}; }
+inline V16 vmax(V16 a, V16 b) { return {_mm512_max_ps(a.v, b.v)}; }
+inline V16 vexp(V16 a) {
+  __m512 x = _mm512_min_ps(_mm512_max_ps(a.v, _mm512_set1_ps(kExpLo)), _mm512_set1_ps(kExpHi));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
@@ -56,12 +69,24 @@ inline __m512 exp_v(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP4));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP5));
   const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(y, n);
+  return {_mm512_scalef_ps(y, n)};
 }
-// y[0:16] = exp(x[0:16])
-inline void exp16(const float* x, float* y) { _mm512_storeu_ps(y, exp_v(_mm512_loadu_ps(x))); }
+inline float hsum(V16 a) { return _mm512_reduce_add_ps(a.v); }
 #elif defined(__AVX2__)
-inline __m256 exp_v(__m256 x) {
+struct V16 {
+  __m256 lo, hi;
+};
+inline V16 load(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+inline void store(float* p, V16 a) {
+  _mm256_storeu_ps(p, a.lo);
+  _mm256_storeu_ps(p + 8, a.hi);
+}
+inline V16 set1(float x) { return {_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
+inline V16 add(V16 a, V16 b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
+inline V16 sub(V16 a, V16 b) { return {_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)}; }
+inline V16 mul(V16 a, V16 b) { return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
+inline V16 vmax(V16 a, V16 b) { return {_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)}; }
+inline __m256 exp8(__m256 x) {
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(kExpLo)), _mm256_set1_ps(kExpHi));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
@@ -77,28 +102,66 @@ inline __m256 exp_v(__m256 x) {
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
-inline void exp16(const float* x, float* y) {
-  _mm256_storeu_ps(y, exp_v(_mm256_loadu_ps(x)));
-  _mm256_storeu_ps(y + 8, exp_v(_mm256_loadu_ps(x + 8)));
+inline V16 vexp(V16 a) { return {exp8(a.lo), exp8(a.hi)}; }
+inline float hsum(V16 a) {
+  const __m256 s8 = _mm256_add_ps(a.lo, a.hi);
+  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
 #else
-inline void exp16(const float* x, float* y) {
-  for (int64_t j = 0; j < L; ++j) y[j] = std::exp(x[j] < kExpLo ? kExpLo : (x[j] > kExpHi ? kExpHi : x[j]));
+struct V16 {
+  float x[L];
+};
+inline V16 load(const float* p) {
+  V16 r;
+  std::memcpy(r.x, p, sizeof(r.x));
+  return r;
+}
+inline void store(float* p, V16 a) { std::memcpy(p, a.x, sizeof(a.x)); }
+inline V16 set1(float v) {
+  V16 r;
+  for (int64_t j = 0; j < L; ++j) r.x[j] = v;
+  return r;
+}
+#define VQ_CE_LANEWISE(name, expr)                  \
+  inline V16 name(V16 a, V16 b) {                   \
+    V16 r;                                          \
+    for (int64_t j = 0; j < L; ++j) r.x[j] = (expr); \
+    return r;                                       \
+  }
+VQ_CE_LANEWISE(add, a.x[j] + b.x[j])
+VQ_CE_LANEWISE(sub, a.x[j] - b.x[j])
+VQ_CE_LANEWISE(mul, a.x[j] * b.x[j])
+VQ_CE_LANEWISE(vmax, a.x[j] > b.x[j] ? a.x[j] : b.x[j])
+#undef VQ_CE_LANEWISE
+inline V16 vexp(V16 a) {
+  V16 r;
+  for (int64_t j = 0; j < L; ++j) r.x[j] = std::exp(a.x[j] < kExpLo ? kExpLo : (a.x[j] > kExpHi ? kExpHi : a.x[j]));
+  return r;
+}
+inline float hsum(V16 a) {
+  float r = a.x[0];
+  for (int64_t j = 1; j < L; ++j) r += a.x[j];
+  return r;
 }
 #endif
 
-// Per-thread scratch: the block's LUT (and, backward, its gradient) as [D*K, 16].
+// Per-thread scratch: the block's LUT (and, backward, its gradient) as [D*K, 16], and one
+// tile of item logits.
 struct BlockTables {
   float* lut = nullptr;
   float* grad = nullptr;
-  int64_t DK = 0;
-  BlockTables(int64_t DK_, bool with_grad) : DK(DK_) {
+  V16* tile = nullptr;
+  BlockTables(int64_t DK, bool with_grad) {
     lut = new float[DK * L];
     if (with_grad) grad = new float[DK * L];
+    tile = new V16[kTile];
   }
   ~BlockTables() {
     delete[] lut;
     delete[] grad;
+    delete[] tile;
   }
   BlockTables(const BlockTables&) = delete;
   BlockTables& operator=(const BlockTables&) = delete;
@@ -114,82 +177,77 @@ void load_block(const float* lut, int64_t b0, int64_t nl, int64_t DK, float* out
     for (int64_t j = 0; j < nl; ++j) out[dk * L + j] = lut[(b0 + j) * DK + dk];
 }
 
-// s[0:16] = alpha * sum_d T[d*K + code(n, d)] (the order of the sum is fixed: d = 0, 1, ...;
-// the entry point recomputes target logits in the same order).
-inline void item_logits(const float* T, const CeScanArgs& a, int64_t n, float* s) {
+// s = alpha_n * sum_d T[d*K + code(n, d)]. Four accumulators (sub-spaces d = r mod 4) hide
+// the add latency; the sum order is fixed and mirrored by ce_item_logit().
+inline V16 item_logits(const float* T, const CeScanArgs& a, int64_t n) {
   const int64_t base = n * a.D;
-  float acc[L];
-  const float* r0 = T + code_at(a.codes, a.ct, base) * L;
-  for (int64_t j = 0; j < L; ++j) acc[j] = r0[j];
-  for (int64_t d = 1; d < a.D; ++d) {
-    const float* r = T + (d * a.K + code_at(a.codes, a.ct, base + d)) * L;
-    for (int64_t j = 0; j < L; ++j) acc[j] += r[j];
-  }
-  const float al = a.alpha[n];
-  for (int64_t j = 0; j < L; ++j) s[j] = acc[j] * al;
+  V16 acc[kCeAccumulators];
+  for (int64_t r = 0; r < kCeAccumulators; ++r) acc[r] = set1(0.0f);
+  int64_t d = 0;
+  for (; d + kCeAccumulators <= a.D; d += kCeAccumulators)
+    for (int64_t r = 0; r < kCeAccumulators; ++r)
+      acc[r] = add(acc[r], load(T + ((d + r) * a.K + code_at(a.codes, a.ct, base + d + r)) * L));
+  for (int64_t r = 0; d + r < a.D; ++r)
+    acc[r] = add(acc[r], load(T + ((d + r) * a.K + code_at(a.codes, a.ct, base + d + r)) * L));
+  return mul(add(add(acc[0], acc[1]), add(acc[2], acc[3])), set1(a.alpha[n]));
+}
+
+// s[i] = logits of items n0 + i, i < cnt
+inline void tile_logits(const float* T, const CeScanArgs& a, int64_t n0, int64_t cnt, V16* s) {
+  for (int64_t i = 0; i < cnt; ++i) s[i] = item_logits(T, a, n0 + i);
 }
 
 // Online log-sum-exp of one block over all items; writes lse for its real lanes.
-void forward_block(const CeScanArgs& a, int64_t blk, const float* T) {
+void forward_block(const CeScanArgs& a, int64_t blk, const float* T, V16* s) {
   const int64_t b0 = blk * L, nl = lanes_of(blk, a.B);
-  float m[L], sum[L];
+  float m0[L], sum0[L];
   for (int64_t j = 0; j < L; ++j) {
     const bool has_extra = a.extra != nullptr && j < nl;
-    m[j] = has_extra ? a.extra[b0 + j] : -INFINITY;
-    sum[j] = has_extra ? 1.0f : 0.0f;
+    m0[j] = has_extra ? a.extra[b0 + j] : -INFINITY;
+    sum0[j] = has_extra ? 1.0f : 0.0f;
   }
-  float s[kTile][L];
-  float x[L], e[L];
+  V16 m = load(m0), sum = load(sum0);
   for (int64_t n0 = 0; n0 < a.N; n0 += kTile) {
     const int64_t cnt = a.N - n0 < kTile ? a.N - n0 : kTile;
-    float tmax[L];
-    for (int64_t j = 0; j < L; ++j) tmax[j] = m[j];
-    for (int64_t i = 0; i < cnt; ++i) {
-      item_logits(T, a, n0 + i, s[i]);
-      for (int64_t j = 0; j < L; ++j) tmax[j] = s[i][j] > tmax[j] ? s[i][j] : tmax[j];
-    }
-    // rescale the running sum to the new max (m = -inf only before the first tile with no extra:
-    // then sum is 0 and the clamped exp keeps 0 * tiny = 0)
-    for (int64_t j = 0; j < L; ++j) x[j] = m[j] - tmax[j];
-    exp16(x, e);
-    for (int64_t j = 0; j < L; ++j) sum[j] *= e[j];
-    for (int64_t i = 0; i < cnt; ++i) {
-      for (int64_t j = 0; j < L; ++j) x[j] = s[i][j] - tmax[j];
-      exp16(x, e);
-      for (int64_t j = 0; j < L; ++j) sum[j] += e[j];
-    }
-    for (int64_t j = 0; j < L; ++j) m[j] = tmax[j];
+    tile_logits(T, a, n0, cnt, s);
+    V16 tmax = m;
+    for (int64_t i = 0; i < cnt; ++i) tmax = vmax(tmax, s[i]);
+    // rescale the running sum to the new max (m = -inf only before the first tile with no
+    // extra logit: then sum is 0 and the clamped exp keeps it 0)
+    sum = mul(sum, vexp(sub(m, tmax)));
+    for (int64_t i = 0; i < cnt; ++i) sum = add(sum, vexp(sub(s[i], tmax)));
+    m = tmax;
   }
-  for (int64_t j = 0; j < nl; ++j) a.lse[b0 + j] = m[j] + std::log(sum[j]);
+  store(m0, m);
+  store(sum0, sum);
+  for (int64_t j = 0; j < nl; ++j) a.lse[b0 + j] = m0[j] + std::log(sum0[j]);
 }
 
 // Recomputes the block's logits, scatters g * p * alpha into G and writes rho partials.
-void backward_block(const CeScanArgs& a, int64_t blk, const float* T, float* G) {
+void backward_block(const CeScanArgs& a, int64_t blk, const float* T, float* G, V16* s) {
   const int64_t b0 = blk * L, nl = lanes_of(blk, a.B);
   std::memset(G, 0, sizeof(float) * a.D * a.K * L);
-  float lse[L], g[L];
+  float lse0[L], g0[L];
   for (int64_t j = 0; j < L; ++j) {
-    lse[j] = j < nl ? a.lse[b0 + j] : 0.0f;
-    g[j] = j < nl ? a.g[b0 + j] : 0.0f;
+    lse0[j] = j < nl ? a.lse[b0 + j] : 0.0f;
+    g0[j] = j < nl ? a.g[b0 + j] : 0.0f;
   }
+  const V16 lse = load(lse0), g = load(g0);
   float* rho = a.rho_part + (blk - a.blk_begin) * a.N;
-  float s[L], x[L], dl[L];
-  for (int64_t n = 0; n < a.N; ++n) {
-    item_logits(T, a, n, s);
-    for (int64_t j = 0; j < L; ++j) x[j] = s[j] - lse[j];
-    exp16(x, dl);
-    float r = 0.0f;
-    for (int64_t j = 0; j < L; ++j) {
-      dl[j] *= g[j];
-      r += dl[j] * s[j];
+  for (int64_t n0 = 0; n0 < a.N; n0 += kTile) {
+    const int64_t cnt = a.N - n0 < kTile ? a.N - n0 : kTile;
+    tile_logits(T, a, n0, cnt, s);
+    for (int64_t i = 0; i < cnt; ++i) {
+      const V16 dl = mul(g, vexp(sub(s[i], lse)));  // dlogit without the target's -g
+      rho[n0 + i] = hsum(mul(dl, s[i]));           // a fixed reduction tree per ISA level
+      s[i] = mul(dl, set1(a.alpha[n0 + i]));       // now the weight to scatter
     }
-    rho[n] = r;
-    const float al = a.alpha[n];
-    for (int64_t j = 0; j < L; ++j) dl[j] *= al;
-    const int64_t base = n * a.D;
-    for (int64_t d = 0; d < a.D; ++d) {
-      float* row = G + (d * a.K + code_at(a.codes, a.ct, base + d)) * L;
-      for (int64_t j = 0; j < L; ++j) row[j] += dl[j];
+    for (int64_t i = 0; i < cnt; ++i) {
+      const int64_t base = (n0 + i) * a.D;
+      for (int64_t d = 0; d < a.D; ++d) {
+        float* row = G + (d * a.K + code_at(a.codes, a.ct, base + d)) * L;
+        store(row, add(load(row), s[i]));
+      }
     }
   }
   const int64_t DK = a.D * a.K;
@@ -209,7 +267,7 @@ void ce_scan_forward(const CeScanArgs& a) {
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = a.blk_begin; blk < a.blk_end; ++blk) {
       load_block(a.lut, blk * L, lanes_of(blk, a.B), DK, t.lut);
-      forward_block(a, blk, t.lut);
+      forward_block(a, blk, t.lut, t.tile);
     }
   }
 }
@@ -222,7 +280,7 @@ void ce_scan_backward(const CeScanArgs& a) {
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = a.blk_begin; blk < a.blk_end; ++blk) {
       load_block(a.lut, blk * L, lanes_of(blk, a.B), DK, t.lut);
-      backward_block(a, blk, t.lut, t.grad);
+      backward_block(a, blk, t.lut, t.grad, t.tile);
     }
   }
 }
