@@ -188,3 +188,11 @@ def test_custom_op_registration():
     from vqrec_fast.ops.softmax_ce import _ce_fwd
 
     torch.library.opcheck(_ce_fwd, (q.requires_grad_(True), W.requires_grad_(True), codes, target, extra_codes, 0.07, True))
+
+
+def test_pick_follows_catalogue_size_and_budget():
+    from vqrec_fast.ops.softmax_ce import pick_code_softmax_cross_entropy as pick
+
+    assert pick(2048, 4386, 32, 256) is dense_code_softmax_cross_entropy
+    assert pick(2048, 25987, 32, 256) is vf.code_softmax_cross_entropy
+    assert pick(2048, 4386, 32, 256, memory_budget=1 << 20) is vf.code_softmax_cross_entropy

@@ -21,7 +21,8 @@ plus a per-item term through |e_n| applied with the code bag over item tiles. GE
 3 * B * D*K * H instead of the dense 3 * B * N * H, and neither [B, N] nor [N, H] is held
 (item tiles of at most ``_ITEM_TILE`` rows are).
 
-Choosing fused or dense (the trainer keeps both selectable; they agree to ~1e-6):
+Choosing fused or dense (the trainer keeps both selectable; they agree to ~1e-6;
+``pick_code_softmax_cross_entropy(B, N, D, K)`` applies this rule):
   * ``code_softmax_cross_entropy`` (fused) whenever N is larger than about D*K (8,192 at
     D=32, K=256): it is faster, and its extra memory is ~2 * B * D*K * 4 bytes (the LUT and
     its gradient, 128 MiB at B=2048) plus ~64 MiB, independent of N.
@@ -31,7 +32,7 @@ Both return the same value and gradients (seq_out and W), so switching is safe m
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +45,7 @@ from ..reference.softmax_ce import dense_softmax_ce
 from .code_bag import _check_W, _code_bag, _code_bag_backward, code_bag
 
 _EPS = 1e-12  # F.normalize's eps: a norm below it is clamped (and has no projection gradient)
-_ITEM_TILE = 16384  # items per code-bag tile for norms and the |e_n| gradient term
+_ITEM_TILE = 8192  # items per code-bag tile for norms and the |e_n| gradient term
 _REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -143,6 +144,37 @@ def _(grad_rows, seq_out, W, codes, target, extra_codes, lse, alpha, lut, temper
 
 if _C is not None:
 
+    def _native_bag_tiles(W: Tensor, c: Tensor, ct: str):
+        """Yields (start, codes tile, code bags [rows, H]) over item tiles, reusing one buffer:
+        allocating a fresh tile each time fragments glibc's heap, and the process then keeps
+        ~N * H * 4 bytes resident (measured: 1.1 GB at N = 1e6) although only one tile lives."""
+        D, K, H = W.shape
+        N = c.shape[0]
+        buf = torch.empty(min(N, _ITEM_TILE), H, dtype=torch.float32)
+        for s in range(0, N, _ITEM_TILE):
+            rows = min(_ITEM_TILE, N - s)
+            tile, out = c[s : s + rows], buf[:rows]
+            _C.code_bag_forward(W.data_ptr(), D, K, H, tile.data_ptr(), ct, rows, out.data_ptr(), num_threads())
+            yield s, tile, out
+
+    def _native_item_alpha(W: Tensor, c: Tensor, ct: str, temperature: float, normalize: bool) -> Tensor:
+        D, N = W.shape[0], c.shape[0]
+        if not normalize:
+            return W.new_full((N,), 1.0 / (temperature * D))
+        norm = torch.empty(N, dtype=torch.float32)
+        for s, _, e in _native_bag_tiles(W, c, ct):
+            torch.linalg.vector_norm(e, dim=1, out=norm[s : s + e.shape[0]])
+        return 1.0 / (temperature * D * norm.clamp_min_(_EPS))
+
+    def _native_norm_term(W: Tensor, c: Tensor, ct: str, gamma: Tensor, dW: Tensor) -> None:
+        """dW += code_bag backward of gamma_n * e_n, one item tile at a time (buffers reused)."""
+        D, K, H = W.shape
+        g_tile = torch.empty(D, K, H, dtype=torch.float32)
+        for s, tile, e in _native_bag_tiles(W, c, ct):
+            e.mul_(gamma[s : s + e.shape[0], None])
+            _C.code_bag_backward(e.data_ptr(), D, K, H, tile.data_ptr(), ct, e.shape[0], g_tile.data_ptr(), num_threads())
+            dW += g_tile
+
     @_ce_fwd.register_kernel("cpu")
     def _(seq_out, W, codes, target, extra_codes, temperature, normalize):
         D, K, H = W.shape
@@ -150,7 +182,7 @@ if _C is not None:
         W = W.contiguous()
         c, ct = V.native_code_tensor(codes)
         q_hat = _normalized(seq_out, normalize).contiguous()
-        alpha = _item_alpha(W, c, temperature, normalize, _code_bag).contiguous()
+        alpha = _native_item_alpha(W, c, ct, temperature, normalize)
         lut = torch.mm(q_hat, W.reshape(D * K, H).T)  # [B, D*K]
         extra = None
         if extra_codes is not None:
@@ -183,6 +215,7 @@ if _C is not None:
         )
         d_q_hat = torch.mm(grad_lut, W_flat)
         dW = torch.mm(grad_lut.T, q_hat).reshape(D, K, H)
+        del grad_lut  # [B, D*K]: free it before the item-tile work below (peak memory)
         if extra_codes is not None:
             x, x_hat, s_x = _extra_logits(q_hat, W, extra_codes, temperature, normalize, _code_bag)
             dl_x = (g * torch.exp(s_x - lse))[:, None] / temperature
@@ -195,9 +228,7 @@ if _C is not None:
             # d|e_n| term: dL/de_n = -rho_n e_n / |e_n|^2 = -rho_n (t D alpha_n)^2 e_n
             gamma = -rho * (temperature * D * alpha) ** 2
             gamma = torch.where(alpha < 1.0 / (temperature * D * _EPS), gamma, torch.zeros_like(gamma))
-            for s in range(0, N, _ITEM_TILE):
-                tile = c[s : s + _ITEM_TILE]
-                dW += _code_bag_backward(_code_bag(W, tile) * gamma[s : s + _ITEM_TILE, None], tile, D, K)
+            _native_norm_term(W, c, ct, gamma, dW)
             d_q = _normalize_backward(seq_out, q_hat, d_q_hat)
         else:
             d_q = d_q_hat
@@ -332,3 +363,13 @@ def dense_code_softmax_cross_entropy(
         seq_out, code_bag(W, codes), target.to(torch.int64), temperature=temperature, normalize=normalize,
         ignore_index=ignore_index, reduction=reduction, extra_items=extra,
     )
+
+
+def pick_code_softmax_cross_entropy(B: int, N: int, D: int, K: int, *, memory_budget: int = 1 << 30) -> Callable:
+    """The faster of the two forms for a batch of B queries over N items (same signature and
+    results): dense when the catalogue is small (N <= D*K, where its three [B, N] GEMMs are
+    cheaper than the fused form's three [B, D*K] ones) and its ~3 * B * N * 4 bytes of logits,
+    probabilities and their gradient fit ``memory_budget``; fused otherwise."""
+    if N <= D * K and 3 * B * N * 4 <= memory_budget:
+        return dense_code_softmax_cross_entropy
+    return code_softmax_cross_entropy
