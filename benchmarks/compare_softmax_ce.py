@@ -7,7 +7,7 @@ For each N: loss forward+backward (grads of seq_out and W) of
   dense: vqrec_fast.ops.softmax_ce.dense_code_softmax_cross_entropy (native code bag, [B, N]
          logits, F.cross_entropy)
 in one process, medians after a warm-up, results checked against each other first. Peak extra
-memory is measured in a fresh subprocess per (method, N): peak RSS (ru_maxrss) during one
+memory is measured in a fresh subprocess per (method, N): peak RSS (VmHWM) during one
 forward+backward minus RSS just before it. --big N runs the fused form only (the dense form
 would need ~3 * B * N * 4 bytes: 24 GB at N = 1e6).
 """
@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -55,6 +54,14 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def peak_rss_bytes() -> int:
+    """VmHWM: this process image's peak RSS. (ru_maxrss is no good here: Linux carries it over
+    fork + exec, so a child would report the parent's RSS.)"""
+    with open("/proc/self/status") as f:
+        kb = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+    return kb * 1024
+
+
 def one_memory_run(method: str, B: int, N: int) -> None:
     """Child process: prints {"peak_extra_mb": ..., "seconds": ...} for one forward+backward."""
     step(METHODS[method], *inputs(64, 100))  # library start-up (thread pools, BLAS buffers) is not ours
@@ -63,7 +70,7 @@ def one_memory_run(method: str, B: int, N: int) -> None:
     t = time.perf_counter()
     step(METHODS[method], *args)
     seconds = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
     print(json.dumps({"peak_extra_mb": (peak - before) / 2**20, "seconds": seconds}))
 
 

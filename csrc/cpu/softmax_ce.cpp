@@ -54,6 +54,27 @@ CeScanArgs scan_args(const float* lut, int64_t B, int64_t D, int64_t K, const vo
 // rho partials are [blocks, N]; blocks per call are capped so the buffer stays near 64 MiB
 // (at N = 1e6 that is 16 blocks of 16 queries) but never below the thread count.
 constexpr int64_t kRhoBudgetFloats = int64_t(16) << 20;
+static_assert(kCeChunk <= 65536, "bucket_idx holds chunk-local indices in uint16");
+
+// Stable counting sort of each chunk's items by code, per sub-space (layout in softmax_ce.h).
+void bucket_chunks(const void* codes, CodeType ct, int64_t N, int64_t D, int64_t K, std::vector<uint16_t>& idx,
+                   std::vector<int32_t>& off, int nthreads) {
+  const int64_t chunks = (N + kCeChunk - 1) / kCeChunk, DK = D * K;
+  idx.resize(static_cast<size_t>(N * D));
+  off.assign(static_cast<size_t>(chunks * (DK + 1)), 0);
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t n0 = c * kCeChunk, cnt = std::min(kCeChunk, N - n0);
+    int32_t* o = off.data() + c * (DK + 1);
+    for (int64_t i = 0; i < cnt; ++i)
+      for (int64_t d = 0; d < D; ++d) ++o[d * K + code_at(codes, ct, (n0 + i) * D + d) + 1];
+    for (int64_t s = 0; s < DK; ++s) o[s + 1] += o[s];
+    std::vector<int32_t> cursor(o, o + DK);
+    uint16_t* out = idx.data() + n0 * D;
+    for (int64_t i = 0; i < cnt; ++i)
+      for (int64_t d = 0; d < D; ++d) out[cursor[d * K + code_at(codes, ct, (n0 + i) * D + d)]++] = uint16_t(i);
+  }
+}
 
 }  // namespace
 
@@ -96,6 +117,11 @@ void code_softmax_ce_backward(const float* lut, int64_t B, int64_t D, int64_t K,
   const int64_t per_call = std::min(blocks, std::max<int64_t>(nthreads, kRhoBudgetFloats / N));
   std::vector<float> part(static_cast<size_t>(per_call * N));
   a.rho_part = part.data();
+  std::vector<uint16_t> bucket_idx;
+  std::vector<int32_t> bucket_off;
+  bucket_chunks(codes, ct, N, D, K, bucket_idx, bucket_off, nthreads);
+  a.bucket_idx = bucket_idx.data();
+  a.bucket_off = bucket_off.data();
   for (int64_t b0 = 0; b0 < blocks; b0 += per_call) {
     a.blk_begin = b0;
     a.blk_end = std::min(blocks, b0 + per_call);

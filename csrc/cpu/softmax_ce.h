@@ -39,6 +39,7 @@ namespace vqrec {
 
 constexpr int64_t kCeLanes = 16;
 constexpr int64_t kCeAccumulators = 4;  // partial sums per logit (sub-spaces d = r mod 4)
+constexpr int64_t kCeChunk = 4096;      // items per backward chunk (its weights: 256 KiB, in L2)
 
 // The logit of item n for one query row of the LUT ([D*K]), summed in the kernels' order:
 // ((acc0 + acc1) + (acc2 + acc3)) * alpha_n, acc_r = 0 + sum over d = r mod 4 in increasing d,
@@ -59,6 +60,10 @@ void code_softmax_ce_backward(const float* lut, int64_t B, int64_t D, int64_t K,
 // lanes >= B of the last block score zero and write nothing). Forward writes lse for the lanes
 // of those blocks. Backward writes grad_lut rows of those blocks
 // (without the target term) and rho_part[(blk - blk_begin) * N + n] (partial rho per block).
+// The backward pass gathers instead of scattering: items are bucketed once per chunk of
+// kCeChunk items (bucket_idx / bucket_off below), and each (d, k) row of the block's gradient
+// is the sum of its bucket's item weights, added once per chunk. A scatter (row += w for every
+// item and sub-space) stalls on store-to-load hazards between nearby items with equal codes.
 struct CeScanArgs {
   const float* lut;
   int64_t B, D, K, N;
@@ -70,6 +75,11 @@ struct CeScanArgs {
   const float* g;      // backward
   float* grad_lut;     // backward
   float* rho_part;     // backward
+  // backward: for chunk c (items [c*kCeChunk, ...)), the chunk-local item indices sorted by
+  // (d, code) are bucket_idx[c*kCeChunk*D ...] and bucket (d, k) spans
+  // [bucket_off[c*(D*K+1) + d*K + k], bucket_off[c*(D*K+1) + d*K + k + 1]) of them.
+  const uint16_t* bucket_idx;
+  const int32_t* bucket_off;
   int64_t blk_begin, blk_end;
   int nthreads;
 };

@@ -156,7 +156,7 @@ struct BlockTables {
   BlockTables(int64_t DK, bool with_grad) {
     lut = new float[DK * L];
     if (with_grad) grad = new float[DK * L];
-    tile = new V16[kTile];
+    tile = new V16[with_grad ? kCeChunk : kTile];
   }
   ~BlockTables() {
     delete[] lut;
@@ -223,10 +223,11 @@ void forward_block(const CeScanArgs& a, int64_t blk, const float* T, V16* s) {
   for (int64_t j = 0; j < nl; ++j) a.lse[b0 + j] = m0[j] + std::log(sum0[j]);
 }
 
-// Recomputes the block's logits, scatters g * p * alpha into G and writes rho partials.
-void backward_block(const CeScanArgs& a, int64_t blk, const float* T, float* G, V16* s) {
-  const int64_t b0 = blk * L, nl = lanes_of(blk, a.B);
-  std::memset(G, 0, sizeof(float) * a.D * a.K * L);
+// Recomputes the block's logits chunk by chunk, forms each item's weight g * p * alpha (w, one
+// chunk at a time), writes rho partials and adds every bucket's sum of weights to its row of G.
+void backward_block(const CeScanArgs& a, int64_t blk, const float* T, float* G, V16* w) {
+  const int64_t b0 = blk * L, nl = lanes_of(blk, a.B), DK = a.D * a.K;
+  std::memset(G, 0, sizeof(float) * DK * L);
   float lse0[L], g0[L];
   for (int64_t j = 0; j < L; ++j) {
     lse0[j] = j < nl ? a.lse[b0 + j] : 0.0f;
@@ -234,23 +235,26 @@ void backward_block(const CeScanArgs& a, int64_t blk, const float* T, float* G, 
   }
   const V16 lse = load(lse0), g = load(g0);
   float* rho = a.rho_part + (blk - a.blk_begin) * a.N;
-  for (int64_t n0 = 0; n0 < a.N; n0 += kTile) {
-    const int64_t cnt = a.N - n0 < kTile ? a.N - n0 : kTile;
-    tile_logits(T, a, n0, cnt, s);
+  for (int64_t n0 = 0, c = 0; n0 < a.N; n0 += kCeChunk, ++c) {
+    const int64_t cnt = a.N - n0 < kCeChunk ? a.N - n0 : kCeChunk;
     for (int64_t i = 0; i < cnt; ++i) {
-      const V16 dl = mul(g, vexp(sub(s[i], lse)));  // dlogit without the target's -g
-      rho[n0 + i] = hsum(mul(dl, s[i]));           // a fixed reduction tree per ISA level
-      s[i] = mul(dl, set1(a.alpha[n0 + i]));       // now the weight to scatter
+      const V16 s = item_logits(T, a, n0 + i);
+      const V16 dl = mul(g, vexp(sub(s, lse)));  // dlogit without the target's -g
+      rho[n0 + i] = hsum(mul(dl, s));           // a fixed reduction tree per ISA level
+      w[i] = mul(dl, set1(a.alpha[n0 + i]));
     }
-    for (int64_t i = 0; i < cnt; ++i) {
-      const int64_t base = (n0 + i) * a.D;
-      for (int64_t d = 0; d < a.D; ++d) {
-        float* row = G + (d * a.K + code_at(a.codes, a.ct, base + d)) * L;
-        store(row, add(load(row), s[i]));
-      }
+    const uint16_t* idx = a.bucket_idx + n0 * a.D;
+    const int32_t* off = a.bucket_off + c * (DK + 1);
+    for (int64_t dk = 0; dk < DK; ++dk) {
+      const int32_t lo = off[dk], hi = off[dk + 1];
+      if (lo == hi) continue;
+      V16 acc = w[idx[lo]];
+      for (int32_t j = lo + 1; j < hi; ++j) acc = add(acc, w[idx[j]]);
+      float* row = G + dk * L;
+      store(row, add(load(row), acc));
     }
   }
-  const int64_t DK = a.D * a.K;
+
   for (int64_t j = 0; j < nl; ++j) {
     float* out = a.grad_lut + (b0 + j) * DK;
     for (int64_t dk = 0; dk < DK; ++dk) out[dk] = G[dk * L + j];
