@@ -3,8 +3,9 @@
 // One thread owns a block of 16 queries. It transposes the block's 16 LUT rows into a local
 // [D*K, 16] table (512 KiB at D=32, K=256: stays in L2), so that an item's 16 logits are the
 // sum of D aligned 16-float rows: one zmm load + add per sub-space at AVX-512, the same loop
-// as the code bag with the query lanes in place of H. The backward pass scatters dL/dLUT into
-// a second local [D*K, 16] table the same way and transposes it out at the end.
+// as the code bag with the query lanes in place of H. The backward pass accumulates dL/dLUT
+// in a second local [D*K, 16] table, one bucket of items per (d, k) row and chunk (a gather,
+// see softmax_ce.h), and transposes it out at the end.
 //
 // The forward log-sum-exp is online over sub-tiles of kTile items: the tile's logits are
 // kept, its lane-wise max found, the running sum rescaled once per tile, so each logit costs
