@@ -220,15 +220,30 @@ def bench_ce() -> None:
         loss.backward()
         return loss
 
-    def fused(precision):
+    def fused(precision, lse_kernel="triton"):
         def run():
             W.grad = x.grad = None
-            loss = code_softmax_cross_entropy(x, W, codes, target, precision=precision)
+            loss = code_softmax_cross_entropy(x, W, codes, target, precision=precision, lse_kernel=lse_kernel)
             loss.backward()
             return loss
 
         return run
 
+    if DEV.type == "cuda" and vcuda._C_cuda is not None:
+        l_ref = dense().item()
+        gW_ref = W.grad.clone()
+        adc = fused("ieee", "cuda_adc")
+        l_a = adc().item()
+        gerr = ((W.grad - gW_ref).abs().max() / gW_ref.abs().max()).item()
+        t_d, t_a = cuda_time(dense, reps=5), cuda_time(adc, reps=5)
+        m_d, m_a = peak_mb(dense), peak_mb(adc)
+        from vqrec_fast.cuda.softmax_ce import lse_adc_cuda
+
+        qn = F.normalize(x.detach(), dim=1)
+        t_lse = cuda_time(lambda: lse_adc_cuda(qn, W.detach(), codes, 1 / 0.07, True), reps=5)
+        emit(f"- fused CE fwd+bwd B={B}, N={N:,} [fp32, forward by CUDA ADC scan]: dense {t_d:.1f} ms / "
+             f"{m_d:.0f} MiB; fused {t_a:.1f} ms / {m_a:.0f} MiB; speedup x{t_d / t_a:.2f}; the ADC "
+             f"log-sum-exp alone {t_lse:.1f} ms (loss {l_a:.5f} vs {l_ref:.5f}; rel. max dW diff {gerr:.1e})")
     for tf32 in (False, True):
         torch.backends.cuda.matmul.allow_tf32 = tf32
         prec = "tf32" if tf32 else "ieee"

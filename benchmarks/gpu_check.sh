@@ -65,7 +65,7 @@ echo '## Benchmarks' >> "$RES"
 step bench 150 python3 benchmarks/bench_gpu.py --out "$RES"
 # Triton kernels compiled for the GPU (CI runs them under the interpreter).
 step triton_tests 40 python3 -m pytest -q -rfE -p no:cacheprovider tests/test_triton_code_bag.py \
-  tests/test_triton_adc_topk.py tests/test_triton_softmax_ce.py
+  tests/test_triton_adc_topk.py tests/test_triton_softmax_ce.py tests/test_cuda_seq_dedup.py
 echo "- total: $((SECONDS - START))s" >> "$RES"
 grep -E "passed|failed|error" "$LOG" | tail -5 >> "$RES"
 exit 0

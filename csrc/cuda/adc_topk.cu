@@ -197,12 +197,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 }  // namespace
 
 size_t adc_topk_smem_bytes(int64_t D, int64_t K) {
-  const size_t bytes = static_cast<size_t>(D * K) * sizeof(uint4) + kQB * kCap * (sizeof(float) + sizeof(int32_t)) +
-                       2 * kQB * sizeof(int);
-  int dev = 0, optin = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
-  if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) return 0;
-  return bytes <= static_cast<size_t>(optin) ? bytes : 0;
+  return smem_if_fits(static_cast<size_t>(D * K) * sizeof(uint4) + kQB * kCap * (sizeof(float) + sizeof(int32_t)) +
+                      2 * kQB * sizeof(int));
 }
 
 void adc_topk(const void* lut, int64_t G, int64_t D, int64_t K, const uint8_t* codes, int64_t N,
@@ -222,20 +218,12 @@ void adc_topk(const void* lut, int64_t G, int64_t D, int64_t K, const uint8_t* c
   const int64_t per_split = std::max<int64_t>(1, ceil_div(N, S));
   cudaStream_t st = as_stream(stream);
   const dim3 grid(static_cast<unsigned>(S), static_cast<unsigned>(G));
-  const int nv = (D % 16 == 0 && D <= 64 && aligned16(codes)) ? static_cast<int>(D / 16) : 0;
-  auto launch = [&](auto kernel) {
-    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-               "adc_topk: shared memory opt-in");
+  with_code_vectors(D, codes, [&](auto nv) {
+    const auto kernel = adc_topk_kernel<decltype(nv)::value>;
+    allow_smem(kernel, smem, "adc_topk: shared memory opt-in");
     kernel<<<grid, kThreads, smem, st>>>(static_cast<const uint4*>(lut), int(D), int(K), codes, N, item_scale, int(k),
                                          per_split, out_scores, out_ids);
-  };
-  switch (nv) {
-    case 1: launch(adc_topk_kernel<1>); break;
-    case 2: launch(adc_topk_kernel<2>); break;
-    case 3: launch(adc_topk_kernel<3>); break;
-    case 4: launch(adc_topk_kernel<4>); break;
-    default: launch(adc_topk_kernel<0>); break;
-  }
+  });
   check_launch("adc_topk");
 }
 

@@ -56,4 +56,15 @@ PYBIND11_MODULE(_C_cuda, m) {
       py::arg("lut"), py::arg("G"), py::arg("D"), py::arg("K"), py::arg("codes"), py::arg("N"), py::arg("item_scale"),
       py::arg("k"), py::arg("S"), py::arg("out_scores"), py::arg("out_ids"), py::arg("stream"),
       "per (query, split) best k of an ADC scan with an fp16 LUT [G, D, K, 8]");
+  m.def("softmax_ce_lse_smem_bytes", &softmax_ce_lse_smem_bytes, py::arg("D"), py::arg("K"));
+  m.def(
+      "softmax_ce_lse",
+      [](uintptr_t lut, int64_t G, int64_t D, int64_t K, uintptr_t codes, int64_t N, uintptr_t item_scale, int64_t S,
+         uintptr_t part_m, uintptr_t part_s, uintptr_t stream) {
+        softmax_ce_lse(P<const float>(lut), G, D, K, P<const uint8_t>(codes), N, P<const float>(item_scale), S,
+                       P<float>(part_m), P<float>(part_s), P<void>(stream));
+      },
+      py::arg("lut"), py::arg("G"), py::arg("D"), py::arg("K"), py::arg("codes"), py::arg("N"), py::arg("item_scale"),
+      py::arg("S"), py::arg("part_m"), py::arg("part_s"), py::arg("stream"),
+      "per (query, split) online log-sum-exp of ADC logits with an fp32 LUT [G, D, K, 4]");
 }

@@ -11,6 +11,8 @@
 // Same inputs -> bit-identical grad_W.
 #include <cub/device/device_radix_sort.cuh>
 
+#include <algorithm>
+
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
 

@@ -43,5 +43,15 @@ void adc_topk(const void* lut, int64_t G, int64_t D, int64_t K, const uint8_t* c
 // Shared memory (bytes) adc_topk needs per block; 0 if the current device cannot provide it.
 size_t adc_topk_smem_bytes(int64_t D, int64_t K);
 
+// ---- fused code-composed softmax cross-entropy, forward log-sum-exp (softmax_ce.cu) ----
+// lut fp32 [G, D, K, 4]: per group of 4 queries, LUT[q, d, k] (already scaled by 1/D), interleaved.
+// logits[b, n] = item_scale[n] * sum_d LUT[b, d, codes[n, d]] (item_scale may be null = 1).
+// Per query and item split s: part_m[b, s] = max logit, part_s[b, s] = sum exp(logit - part_m)
+// over items [s*per_split, min(N, (s+1)*per_split)) (an empty split gives -inf, 0).
+void softmax_ce_lse(const float* lut, int64_t G, int64_t D, int64_t K, const uint8_t* codes, int64_t N,
+                    const float* item_scale, int64_t S, float* part_m, float* part_s, void* stream);
+// Shared memory (bytes) softmax_ce_lse needs per block; 0 if the current device cannot provide it.
+size_t softmax_ce_lse_smem_bytes(int64_t D, int64_t K);
+
 }  // namespace cuda
 }  // namespace vqrec

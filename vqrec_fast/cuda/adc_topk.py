@@ -13,20 +13,21 @@ from ._launch import stream_of
 QUERIES_PER_BLOCK = 8  # kQB in adc_topk.cu: LUTs of 8 queries are interleaved
 
 
-def _splits(N: int, groups: int, device: torch.device) -> int:
+def splits_for(N: int, groups: int, device: torch.device) -> int:
     """Item splits per query group: about 8 waves of one-block-per-SM work, >= 256 items each."""
     sms = torch.cuda.get_device_properties(device).multi_processor_count
     return max(1, min((N + 255) // 256, -(-8 * sms // groups)))
 
 
-def interleave_lut(lut: Tensor) -> Tensor:
-    """fp32 [B, D, K] -> fp16 [G, D, K, 8] (queries padded with zeros to a multiple of 8)."""
+def interleave_lut(lut: Tensor, group: int = QUERIES_PER_BLOCK, dtype: torch.dtype = torch.float16) -> Tensor:
+    """fp32 [B, D, K] -> dtype [G, D, K, group] (queries padded with zeros to a multiple of group),
+    so that one 16-byte load in the kernels reads entry (d, k) of every query of a group."""
     B, D, K = lut.shape
-    G = -(-B // QUERIES_PER_BLOCK)
-    pad = G * QUERIES_PER_BLOCK - B
+    G = -(-B // group)
+    pad = G * group - B
     if pad:
         lut = torch.cat([lut, lut.new_zeros(pad, D, K)])
-    return lut.reshape(G, QUERIES_PER_BLOCK, D, K).permute(0, 2, 3, 1).to(torch.float16).contiguous()
+    return lut.reshape(G, group, D, K).permute(0, 2, 3, 1).to(dtype).contiguous()
 
 
 def score_topk_cuda(
@@ -55,10 +56,12 @@ def score_topk_cuda(
     mod = cuda_module()
     B, N = queries.shape[0], codes.shape[0]
     D, K, _ = W.shape
+    if B == 0:
+        return queries.new_zeros(0, k, dtype=torch.float32), torch.zeros(0, k, dtype=torch.int64, device=queries.device)
     lut32, scale = _adc.prepare(queries, W, codes, item_scale, metric)
     lut = interleave_lut(lut32)
     G = lut.shape[0]
-    S = splits or _splits(N, G, queries.device)
+    S = splits or splits_for(N, G, queries.device)
     if mod.adc_topk_smem_bytes(D, K) == 0:
         raise ValueError(f"D*K = {D * K} LUT entries do not fit in shared memory on {queries.device}")
     codes = codes.contiguous()

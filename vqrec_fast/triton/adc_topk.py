@@ -63,11 +63,11 @@ def adc_topk(
     D, K, _ = W.shape
     lut, scale = _adc.prepare(queries, W, codes, item_scale, metric)
     codes = codes.contiguous()
-    chunk = max(64, min(chunk, N))
+    BLOCK_Q, BLOCK_N = 16, 64
+    chunk = max(BLOCK_N, min(chunk, N, 65535 * BLOCK_N))  # grid axis 1 holds <= 65535 tiles
     buf = torch.empty(B, chunk, dtype=torch.float32, device=queries.device)
     best_s = torch.full((B, 0), float("-inf"), device=queries.device)
     best_i = torch.zeros((B, 0), dtype=torch.int64, device=queries.device)
-    BLOCK_Q, BLOCK_N = 16, 64
     for n0 in range(0, N, chunk):
         n = min(chunk, N - n0)
         grid = (triton.cdiv(B, BLOCK_Q), triton.cdiv(n, BLOCK_N))

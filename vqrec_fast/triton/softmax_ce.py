@@ -91,9 +91,14 @@ class _LogSumExp(torch.autograd.Function):
     """lse[b] = logsumexp_n(<q[b], item_n> * inv_t) over all items, chunked."""
 
     @staticmethod
-    def forward(ctx, q, W, codes, inv_t, normalize, chunk, precision):
+    def forward(ctx, q, W, codes, inv_t, normalize, chunk, precision, lse_kernel):
         q = q.contiguous()
-        lse = _lse_forward(q, W.detach(), codes, inv_t, normalize, chunk, precision)
+        if lse_kernel == "cuda_adc":
+            from ..cuda.softmax_ce import lse_adc_cuda
+
+            lse = lse_adc_cuda(q, W.detach(), codes, inv_t, normalize)
+        else:
+            lse = _lse_forward(q, W.detach(), codes, inv_t, normalize, chunk, precision)
         ctx.save_for_backward(q, W, codes, lse)
         ctx.cfg = (inv_t, normalize, chunk)
         return lse
@@ -109,12 +114,13 @@ class _LogSumExp(torch.autograd.Function):
                 Wd = W.detach().requires_grad_(dW is not None)
                 e = _items(Wd, codes[a : a + chunk], normalize)
             # d lse_b / d l[b, n] = softmax; B x C at most, freed after the chunk.
-            p = torch.exp(torch.matmul(q, e.detach().t()) * inv_t - lse[:, None]) * (g[:, None] * inv_t)
+            p = torch.addmm(-lse[:, None], q, e.detach().t(), alpha=inv_t)  # logits - lse, one pass
+            p.exp_().mul_((g * inv_t)[:, None])
             dq.addmm_(p, e.detach())
             if dW is not None:
                 (gw,) = torch.autograd.grad(e, Wd, torch.matmul(p.t(), q))
                 dW += gw
-        return dq, dW, None, None, None, None, None
+        return dq, dW, None, None, None, None, None, None
 
 
 def code_softmax_cross_entropy(
@@ -128,6 +134,7 @@ def code_softmax_cross_entropy(
     reduction: str = "mean",
     chunk: int = 1 << 16,
     precision: str = "ieee",
+    lse_kernel: str = "triton",
 ) -> Tensor:
     """Cross-entropy of seq_out against every code-composed item, without the B x N logits.
 
@@ -138,6 +145,8 @@ def code_softmax_cross_entropy(
         reduction: "mean" (over non-ignored rows), "sum" or "none" (float32 [B], 0 at ignored).
         chunk: items per chunk (memory O(chunk * (H + B))). precision: tl.dot input precision
             ("ieee" = exact fp32, "tf32" faster on tensor cores).
+        lse_kernel: forward log-sum-exp by "triton" (item chunks + tl.dot tiles) or "cuda_adc"
+            (CUDA ADC scan over fp32 LUTs, no item matrix at all; uint8 codes, CUDA only).
     Returns:
         the loss; differentiable in seq_out and W.
     """
@@ -152,6 +161,8 @@ def code_softmax_cross_entropy(
         raise ValueError(f"target has {target.shape[0]} rows but seq_out has B={seq_out.shape[0]}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if lse_kernel not in ("triton", "cuda_adc"):
+        raise ValueError(f"lse_kernel must be 'triton' or 'cuda_adc', got {lse_kernel!r}")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     N = codes.shape[0]
@@ -163,7 +174,7 @@ def code_softmax_cross_entropy(
     q = seq_out.to(torch.float32)
     q = F.normalize(q, dim=1) if normalize else q
     inv_t = 1.0 / float(temperature)
-    lse = _LogSumExp.apply(q, W, codes, inv_t, normalize, int(chunk), precision)
+    lse = _LogSumExp.apply(q, W, codes, inv_t, normalize, int(chunk), precision, lse_kernel)
     safe_t = torch.where(valid, target, torch.zeros_like(target))
     tgt = (q * _items(W, codes[safe_t], normalize)).sum(1) * inv_t
     loss = torch.where(valid, lse - tgt, torch.zeros_like(lse))
