@@ -13,6 +13,7 @@ from ._native import (
 )
 from .ops import code_bag, code_bag_seq
 from . import nn
+from . import cuda  # registers the CUDA kernels with the custom ops (no-op without _C_cuda)
 
 __version__ = "0.1.0"
 
@@ -26,4 +27,5 @@ __all__ = [
     "code_bag",
     "code_bag_seq",
     "nn",
+    "cuda",
 ]
