@@ -12,7 +12,7 @@ from vqrec_fast.reference import score_all_ref, score_topk_ref
 
 from tolerance import assert_close
 
-MODES = ["exact", "quantized"]
+MODES = ["exact", "quantized", "dense"]
 
 
 def make(B, N, D, K, H, seed=0, dtype=torch.uint8):

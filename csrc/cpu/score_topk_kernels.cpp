@@ -147,7 +147,8 @@ inline __m512i lookup(const __m512i* t, __m512i idx, __mmask64 top) {
                                 _mm512_permutex2var_epi8(t[2], idx, t[3]));
 }
 
-inline void block_hits(const uint8_t* ct, const QueryBound& qb, int64_t D, const float* sc, uint64_t* hits) {
+inline void block_hits(const uint8_t* ct, const QueryBound& qb, int64_t D, const float* sc, uint64_t* hits,
+                       uint16_t (*U)[kBlock]) {
   // Two sub-spaces are added in bytes (each entry <= 127, so a pair <= 254), then accumulated
   // in 16-bit lanes: `raw` sums whole 16-bit lanes (low byte + 256 * high byte, wrapping) and
   // `hi` sums the high bytes, so the low-byte sum is raw - 256 * hi (mod 2^16, exact while
@@ -186,10 +187,13 @@ inline void block_hits(const uint8_t* ct, const QueryBound& qb, int64_t D, const
     const uint64_t me = test_sums(even, qb, sc + g * kBlock);
     const uint64_t mo = test_sums(hi[g], qb, sc + g * kBlock + 32);
     hits[g] = me | (mo << 32);
+    _mm512_storeu_si512(U[g], even);
+    _mm512_storeu_si512(U[g] + 32, hi[g]);
   }
 }
 #else
-inline void block_hits(const uint8_t* ct, const QueryBound& qb, int64_t D, const float* sc, uint64_t* hits) {
+inline void block_hits(const uint8_t* ct, const QueryBound& qb, int64_t D, const float* sc, uint64_t* hits,
+                       uint16_t (*U)[kBlock]) {
   for (int g = 0; g < kGroup; ++g) {
     const uint8_t* cg = ct + g * D * kBlock;
     uint16_t acc[kBlock] = {0};
@@ -202,6 +206,7 @@ inline void block_hits(const uint8_t* ct, const QueryBound& qb, int64_t D, const
     const float* s = sc + g * kBlock;
     for (int64_t j = 0; j < kBlock; ++j) {
       const int64_t i = j < 32 ? 2 * j : 2 * (j - 32) + 1;
+      U[g][j] = acc[i];
       if ((qb.step * acc[i] + qb.off) * s[j] >= qb.bound) m |= uint64_t(1) << j;
     }
     hits[g] = m;
@@ -299,13 +304,18 @@ void scan_topk_quantized(const ScanArgs& a) {
         float th = heap_threshold(a.heap_scores + slot * a.k, a.heap_count[slot], a.k);
         QueryBound qb{a.qlut + q * D * 256, a.qstep[q], a.qoffset[q], bound_of(th, D)};
         uint64_t hits[kGroup];
+        alignas(64) uint16_t U[kGroup][kBlock];
         for (int64_t g = 0; g < nb_padded; g += kGroup) {
-          block_hits(ct + g * D * kBlock, qb, D, sc + g * kBlock, hits);
+          block_hits(ct + g * D * kBlock, qb, D, sc + g * kBlock, hits, U);
           for (int64_t h = 0; h < kGroup; ++h) {
             for (uint64_t m = hits[h]; m != 0; m &= m - 1) {  // rare once the heap is full
               const int64_t j = __builtin_ctzll(m);
+              const float s = sc[(g + h) * kBlock + j];
+              // The mask used the bound from the start of the group; re-test against the
+              // current one (it rises fast while the heap fills) before the exact re-rank.
+              if (!((qb.step * U[h][j] + qb.off) * s >= qb.bound)) continue;
               const int64_t n = (sb + g + h) * kBlock + block_item(j);
-              const float score = finish(exact_sum(a, q, n), sc[(g + h) * kBlock + j], inv_d);
+              const float score = finish(exact_sum(a, q, n), s, inv_d);
               if (score > th) {
                 th = offer(a, t, q, n, score);
                 qb.bound = bound_of(th, D);

@@ -27,7 +27,7 @@ from ..reference import score_topk as ref
 from .code_bag import code_bag
 
 METRICS = ("ip", "cosine")
-MODES = ("auto", "exact", "quantized")
+MODES = ("auto", "exact", "quantized", "dense")
 Exclude = Union[None, Sequence, Tuple[Tensor, Tensor]]
 
 _SCALE_CHUNK = 16384  # items per code-bag chunk when computing norms (20 MB at H = 300)
@@ -84,12 +84,10 @@ def _check_scale(item_scale: Optional[Tensor], N: int) -> Optional[Tensor]:
     V.check_float32(item_scale, "item_scale")
     if item_scale.shape != (N,):
         raise ValueError(f"item_scale must have shape [N] = [{N}], got {tuple(item_scale.shape)}")
-    if item_scale.device.type != "cpu" or _C is None:
-        V.check_finite(item_scale, "item_scale")
-        if N and float(item_scale.min()) < 0:
-            n = int(item_scale.argmin())
-            raise ValueError(f"item_scale[{n}] = {float(item_scale[n])} is negative; scales must be >= 0")
-    # (the native core checks finite and >= 0 in its own pass)
+    V.check_finite(item_scale, "item_scale")
+    if N and float(item_scale.min()) < 0:
+        n = int(item_scale.argmin())
+        raise ValueError(f"item_scale[{n}] = {float(item_scale[n])} is negative; scales must be >= 0")
     return item_scale.contiguous()
 
 
@@ -150,12 +148,17 @@ def item_scales(W: Tensor, codes: Tensor) -> Tensor:
     return out
 
 
-def _resolve_mode(mode: str, K: int, D: int, codes: Tensor) -> str:
+def _resolve_mode(mode: str, K: int, D: int, N: int) -> str:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     fits = K <= 256 and D * 127 < 65536
     if mode == "quantized" and not fits:
         raise ValueError(f"mode='quantized' needs K <= 256 and D <= 516 (got K={K}, D={D})")
+    if mode == "auto" and N <= D * K:
+        # Fewer items than LUT entries: the [N, H] item matrix is smaller than the LUTs
+        # [B, D*K], so one GEMM against the items beats building the LUTs (e.g. full-ranking
+        # evaluation over a few thousand real items).
+        return "dense"
     if mode == "auto":
         # The quantized scan pays off where the VBMI byte permutes exist; elsewhere the float
         # scan (one vector load per code for 16 queries) is faster.
@@ -199,8 +202,6 @@ def score_topk(
     _check_inputs(queries, W, codes, metric)
     _check_k(k)
     item_scale = _check_scale(item_scale, codes.shape[0])
-    if metric == "cosine" and item_scale is None and codes.shape[0] and queries.shape[0]:
-        item_scale = item_scales(W, codes)
     return topk_checked(queries, W, codes, k, item_scale, exclude, metric, mode)
 
 
@@ -215,12 +216,12 @@ def topk_checked(
     mode: str = "auto",
 ) -> Tuple[Tensor, Tensor]:
     """``score_topk`` for arguments already validated (W, codes, item_scale, k), e.g. by CodeIndex;
-    queries and exclude are checked here. For metric="cosine" item_scale must be given."""
+    queries and exclude are checked here."""
     B, N = queries.shape[0], codes.shape[0]
     D, K, H = W.shape
     _check_queries(queries, H)
     csr = exclusion_csr(exclude, B, N)
-    run = _resolve_mode(mode, K, D, codes)
+    run = _resolve_mode(mode, K, D, N)
     kk = min(k, N)
     if B == 0 or N == 0:
         return torch.empty(B, kk, dtype=torch.float32), torch.empty(B, kk, dtype=torch.int64)
@@ -230,6 +231,10 @@ def topk_checked(
         rows = None if csr is None else [csr[1][csr[0][b] : csr[0][b + 1]] for b in range(B)]
         s, i = ref.score_topk_ref(queries, W, codes, kk, item_scale, rows, metric)
         return s.float(), i
+    if run == "dense":
+        return _topk_dense(queries, W, codes, kk, item_scale, csr, metric)
+    if metric == "cosine" and item_scale is None:
+        item_scale = item_scales(W, codes)
     if run == "quantized":
         c, ct = codes.to(torch.uint8).contiguous(), "uint8"
     else:
@@ -255,6 +260,39 @@ def topk_checked(
             )
         except ValueError as exc:
             raise _diagnose_lut_error(exc, queries, W) from None
+    return out_s, out_i
+
+
+def _topk_dense(
+    queries: Tensor, W: Tensor, codes: Tensor, kk: int, item_scale: Optional[Tensor], csr, metric: str
+) -> Tuple[Tensor, Tensor]:
+    """Small-N strategy: items [N, H] by the native code bag, one GEMM per query chunk of
+    _QUERY_CHUNK rows (so at most _QUERY_CHUNK x N scores exist), masked top-k."""
+    V.check_finite(queries, "queries")
+    V.check_finite(W, "W")
+    B, N = queries.shape[0], codes.shape[0]
+    with torch.no_grad():
+        items = code_bag(W, codes)
+        if metric == "cosine":
+            queries = torch.nn.functional.normalize(queries, dim=1)
+            if item_scale is None:
+                norms = items.norm(dim=1, keepdim=True)
+                items = torch.where(norms > 0, items / norms, torch.zeros_like(items))
+        if item_scale is not None:
+            items = items * item_scale.unsqueeze(1)
+        items_t = items.t().contiguous()
+        out_s = torch.empty(B, kk, dtype=torch.float32)
+        out_i = torch.empty(B, kk, dtype=torch.int64)
+        for b0 in range(0, B, _QUERY_CHUNK):
+            b1 = min(B, b0 + _QUERY_CHUNK)
+            scores = queries[b0:b1] @ items_t
+            if csr is not None:
+                lo, hi = int(csr[0][b0]), int(csr[0][b1])
+                rows = torch.repeat_interleave(torch.arange(b1 - b0), csr[0][b0 : b1 + 1].diff())
+                scores[rows, csr[1][lo:hi]] = float("-inf")
+            s, i = scores.topk(kk, dim=1)
+            out_s[b0:b1] = s
+            out_i[b0:b1] = torch.where(torch.isneginf(s), torch.full_like(i, -1), i)
     return out_s, out_i
 
 
