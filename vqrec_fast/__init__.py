@@ -14,6 +14,7 @@ from ._native import (
 from .ops import code_bag, code_bag_seq, score_all, score_topk
 from .index import CodeIndex
 from . import nn
+from . import cuda  # registers the CUDA kernels with the custom ops (no-op without _C_cuda)
 
 __version__ = "0.1.0"
 
@@ -30,4 +31,5 @@ __all__ = [
     "score_topk",
     "CodeIndex",
     "nn",
+    "cuda",
 ]
