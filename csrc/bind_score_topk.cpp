@@ -7,6 +7,15 @@ namespace vqrec {
 
 void bind_score_topk(py::module_& m) {
   m.def(
+      "all_finite",
+      [](uintptr_t x, int64_t n, int nthreads) {
+        bool ok = true;
+        py::gil_scoped_release nogil;
+        if (n > 0) VQ_DISPATCH(all_finite, ptr<const float>(x), n, nthreads, &ok);
+        return ok;
+      },
+      py::arg("x"), py::arg("n"), py::arg("nthreads"));
+  m.def(
       "score_topk",
       [](uintptr_t lut, int64_t B, int64_t D, int64_t K,
          uintptr_t codes, const std::string& ct, int64_t N, uintptr_t item_scale, uintptr_t excl_off,

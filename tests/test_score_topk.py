@@ -125,9 +125,12 @@ def test_query_chunks(simd_level, monkeypatch):
 
     st = importlib.import_module("vqrec_fast.ops.score_topk")
     monkeypatch.setattr(st, "_QUERY_CHUNK", 4)  # several native calls, exclusions sliced per chunk
+    monkeypatch.setattr(st, "_DENSE_SCORES", 1000)  # several GEMMs in the small-N strategy
     q, W, codes = make(11, 300, 5, 32, 8, seed=8)
     exclude = [torch.arange(b, 300, 11) for b in range(11)]
-    check_topk(vf.score_topk(q, W, codes, 7, exclude=exclude), q, W, codes, 7, exclude=exclude)
+    for mode in ("auto", "dense"):
+        got = vf.score_topk(q, W, codes, 7, exclude=exclude, mode=mode)
+        check_topk(got, q, W, codes, 7, exclude=exclude)
 
 
 @pytest.mark.parametrize("metric", ["ip", "cosine"])

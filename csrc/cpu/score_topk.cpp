@@ -60,7 +60,7 @@ void score_topk(const float* lut, int64_t B, int64_t D, int64_t K, const void* c
   }
   if (B == 0) return;
   bool finite = true;
-  VQ_DISPATCH(all_finite, lut, B * D * K, nthreads, &finite);
+  VQ_DISPATCH(all_finite, lut, B * D * K, 1, &finite);  // one thread: cheaper than a sync
   require(finite, "lut: the query LUTs hold Inf or NaN");
   const int64_t kk = std::min(k, N);  // result columns actually searched; the rest stay empty
   for (int64_t i = 0; i < B * k; ++i) {
@@ -119,7 +119,7 @@ void score_all(const float* lut, int64_t B, int64_t D, int64_t K, const void* co
   if (B == 0 || N == 0) return;
   require(out != nullptr, "score_all: out is a null pointer");
   bool finite = true;
-  VQ_DISPATCH(all_finite, lut, B * D * K, nthreads, &finite);
+  VQ_DISPATCH(all_finite, lut, B * D * K, 1, &finite);  // one thread: cheaper than a sync
   require(finite, "lut: the query LUTs hold Inf or NaN");
   ScanArgs a{lut, nullptr, nullptr, nullptr, B, D, K, N, codes, ct, item_scale, nullptr, nullptr, 0,
              nullptr, nullptr, nullptr, nullptr, nthreads};

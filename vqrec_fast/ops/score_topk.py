@@ -32,6 +32,7 @@ Exclude = Union[None, Sequence, Tuple[Tensor, Tensor]]
 
 _SCALE_CHUNK = 16384  # items per code-bag chunk when computing norms (20 MB at H = 300)
 _QUERY_CHUNK = 512  # queries per native call: bounds the LUTs to 512 * D * K * 4 bytes (16 MB)
+_DENSE_SCORES = 1 << 24  # scores held at once by the small-N strategy (64 MB)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -63,7 +64,16 @@ def _check_inputs(queries: Tensor, W: Tensor, codes: Tensor, metric: str) -> Non
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     if queries.shape[0] == 0 or codes.shape[0] == 0:
-        V.check_finite(W, "W")  # no LUT pass will see W
+        _check_finite(W, "W")  # no LUT pass will see W
+
+
+def _check_finite(x: Tensor, name: str) -> None:
+    """Raises ValueError naming the first non-finite element of float32 x. One native pass on one
+    thread: a parallel torch check costs more in synchronisation than in work at these sizes."""
+    if _C is not None and x.device.type == "cpu" and x.is_contiguous() and x.dtype == torch.float32:
+        if _C.all_finite(x.data_ptr(), x.numel(), 1):
+            return
+    V.check_finite(x, name)
 
 
 def _diagnose_lut_error(exc: ValueError, queries: Tensor, W: Tensor) -> ValueError:
@@ -84,7 +94,7 @@ def _check_scale(item_scale: Optional[Tensor], N: int) -> Optional[Tensor]:
     V.check_float32(item_scale, "item_scale")
     if item_scale.shape != (N,):
         raise ValueError(f"item_scale must have shape [N] = [{N}], got {tuple(item_scale.shape)}")
-    V.check_finite(item_scale, "item_scale")
+    _check_finite(item_scale, "item_scale")
     if N and float(item_scale.min()) < 0:
         n = int(item_scale.argmin())
         raise ValueError(f"item_scale[{n}] = {float(item_scale[n])} is negative; scales must be >= 0")
@@ -266,34 +276,37 @@ def topk_checked(
 def _topk_dense(
     queries: Tensor, W: Tensor, codes: Tensor, kk: int, item_scale: Optional[Tensor], csr, metric: str
 ) -> Tuple[Tensor, Tensor]:
-    """Small-N strategy: items [N, H] by the native code bag, one GEMM per query chunk of
-    _QUERY_CHUNK rows (so at most _QUERY_CHUNK x N scores exist), masked top-k."""
-    V.check_finite(queries, "queries")
-    V.check_finite(W, "W")
+    """Small-N strategy: items [N, H] by the native code bag, then one GEMM and top-k per chunk
+    of queries sized so that at most _DENSE_SCORES scores exist at once."""
+    _check_finite(queries, "queries")
+    _check_finite(W, "W")
     B, N = queries.shape[0], codes.shape[0]
     with torch.no_grad():
         items = code_bag(W, codes)
         if metric == "cosine":
             queries = torch.nn.functional.normalize(queries, dim=1)
-            if item_scale is None:
-                norms = items.norm(dim=1, keepdim=True)
-                items = torch.where(norms > 0, items / norms, torch.zeros_like(items))
+            if item_scale is None:  # zero items keep score 0, as with item_scale 0
+                items = torch.nn.functional.normalize(items, dim=1)
         if item_scale is not None:
             items = items * item_scale.unsqueeze(1)
-        items_t = items.t().contiguous()
-        out_s = torch.empty(B, kk, dtype=torch.float32)
-        out_i = torch.empty(B, kk, dtype=torch.int64)
-        for b0 in range(0, B, _QUERY_CHUNK):
-            b1 = min(B, b0 + _QUERY_CHUNK)
-            scores = queries[b0:b1] @ items_t
+        items_t = items.t()
+        rows_per_chunk = max(1, _DENSE_SCORES // N)
+        parts_s, parts_i = [], []
+        for b0 in range(0, B, rows_per_chunk):
+            b1 = min(B, b0 + rows_per_chunk)
+            scores = torch.matmul(queries[b0:b1], items_t)
             if csr is not None:
                 lo, hi = int(csr[0][b0]), int(csr[0][b1])
                 rows = torch.repeat_interleave(torch.arange(b1 - b0), csr[0][b0 : b1 + 1].diff())
                 scores[rows, csr[1][lo:hi]] = float("-inf")
             s, i = scores.topk(kk, dim=1)
-            out_s[b0:b1] = s
-            out_i[b0:b1] = torch.where(torch.isneginf(s), torch.full_like(i, -1), i)
-    return out_s, out_i
+            if csr is not None:  # rows with fewer than kk admissible items
+                i = i.masked_fill_(torch.isneginf(s), -1)
+            parts_s.append(s)
+            parts_i.append(i)
+    if len(parts_s) == 1:
+        return parts_s[0], parts_i[0]
+    return torch.cat(parts_s), torch.cat(parts_i)
 
 
 def score_all(
