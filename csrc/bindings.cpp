@@ -16,4 +16,5 @@ PYBIND11_MODULE(_C, m) {
 
   bind_code_bag(m);
   bind_score_topk(m);
+  bind_softmax_ce(m);
 }
