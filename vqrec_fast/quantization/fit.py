@@ -14,7 +14,7 @@ METHODS = ("opq", "pq", "rq", "random")
 
 
 def fit_codes(vectors, train_item_ids, method: str = "opq", num_subspaces: int = 32, bits: int = 8,
-              seed: int = 0) -> ItemCodes:
+              seed: int = 0, opq_iterations: int = 50) -> ItemCodes:
     """vectors: float32 [num_items + 1, dim] (row 0 = padding, ignored), e.g. from
     ``vqrec_fast.text.encode_items``; train_item_ids: internal ids (1..num_items) to fit on,
     normally ``dataset.train_item_ids()``.
@@ -22,6 +22,8 @@ def fit_codes(vectors, train_item_ids, method: str = "opq", num_subspaces: int =
     method: "opq" = faiss OPQ{D},IVF1,PQ{D}x{bits} with inner product (the paper's codes);
       "pq" = the same without the OPQ rotation; "rq" = residual k-means with D levels;
       "random" = random digits (ignores the vectors).
+    opq_iterations: alternations of rotation and PQ when fitting OPQ (faiss's default 50; fewer
+      is faster and slightly worse).
     Returns ItemCodes with .codes uint8 [num_items + 1, D] (row 0 zeros) for every item.
     """
     if method not in METHODS:
@@ -45,7 +47,8 @@ def fit_codes(vectors, train_item_ids, method: str = "opq", num_subspaces: int =
     x = vectors[ids]
     t0 = time.perf_counter()
     if method in ("opq", "pq"):
-        q = FaissPQ.train(x, num_subspaces, bits, rotate=method == "opq", seed=seed)
+        q = FaissPQ.train(x, num_subspaces, bits, rotate=method == "opq", seed=seed,
+                           opq_iterations=opq_iterations)
     elif method == "rq":
         q = ResidualKMeans.train(x, num_subspaces, bits, seed=seed)
     else:

@@ -74,7 +74,8 @@ class FaissPQ:
         self.centroid = faiss.downcast_index(ivf.quantizer).reconstruct(0) if ivf.by_residual else None
 
     @classmethod
-    def train(cls, x: np.ndarray, num_subspaces: int, bits: int, rotate: bool, seed: int) -> "FaissPQ":
+    def train(cls, x: np.ndarray, num_subspaces: int, bits: int, rotate: bool, seed: int,
+              opq_iterations: int = 50) -> "FaissPQ":
         faiss = _faiss()
         dim = x.shape[1]
         dpad = -(-dim // num_subspaces) * num_subspaces
@@ -86,6 +87,7 @@ class FaissPQ:
         if rotate:
             opq = faiss.downcast_VectorTransform(index.chain.at(0))
             opq.verbose = False
+            opq.niter = opq_iterations  # faiss's default is 50
         index.train(_pad(x, dpad))
         return cls(index, dim)
 

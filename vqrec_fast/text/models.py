@@ -63,11 +63,18 @@ def load(model: str, pooling: Optional[str] = None, device: Optional[str] = None
     kind, path = resolve(model)
     if path is not None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    try:  # sentence-transformers >= 6 moved the modules; the old path warns
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:
+        from sentence_transformers.models import Pooling, Transformer
 
     if kind == "hf":
-        word = models.Transformer(str(path))
-        pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode=pooling or "cls")
+        word = Transformer(str(path))
+        dim = (word.get_embedding_dimension() if hasattr(word, "get_embedding_dimension")
+               else word.get_word_embedding_dimension())  # renamed in sentence-transformers 6
+        pool = Pooling(dim, pooling_mode=pooling or "cls")
         st = SentenceTransformer(modules=[word, pool], device=device or "cpu")
     else:
         st = SentenceTransformer(str(path) if path is not None else model, device=device or "cpu")
