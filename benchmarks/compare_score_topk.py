@@ -1,6 +1,7 @@
 """Side-by-side timing of full-catalogue top-k scoring, in one process (ratios are what count).
 
   python3 benchmarks/compare_score_topk.py --B 256 --N 1000000 --k 50
+  python3 benchmarks/compare_score_topk.py --scaling        # N x B table of CodeIndex.search
 
 Contenders, all for cosine scores of B queries against N code-composed items
 (D sub-spaces of K codes, H dims), item_n = (1/D) * sum_d W[d, codes[n, d]]:
@@ -17,7 +18,6 @@ before it (Linux /proc/self/clear_refs), so it counts native allocations too.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -39,14 +39,11 @@ def rss_kb(field: str) -> int:
 
 
 def measure(fn, reps: int):
-    """(median seconds, extra peak bytes, last result)."""
-    out = fn()  # warm-up
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    del out
+    """(median wall seconds, extra peak bytes, last result, median CPU seconds of the process).
+
+    The first (cold) call measures memory: peak RSS during it minus RSS before it; later calls
+    would reuse freed allocator pages. CPU seconds (all threads) are reported beside wall time
+    because on a shared machine wall time also counts waiting for a core."""
     base = rss_kb("VmRSS")
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -55,7 +52,36 @@ def measure(fn, reps: int):
         extra = (rss_kb("VmHWM") - base) * 1024
     except OSError:
         out, extra = fn(), -1
-    return statistics.median(times), extra, out
+    del out
+    times, cpu = [], []
+    for _ in range(reps):
+        t, c = time.perf_counter(), time.process_time()
+        out = fn()
+        times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.median(times), extra, out, statistics.median(cpu)
+
+
+def scaling(a) -> None:
+    """Scores/s and extra memory of CodeIndex.search over N x B (random scales: speed does not
+    depend on their values)."""
+    torch.manual_seed(0)
+    Ns = [int(float(n)) for n in a.scaling_N.split(",")]
+    Bs = [int(b) for b in a.scaling_B.split(",")]
+    W = torch.randn(a.D, a.K, a.H) * 0.05
+    codes_all = torch.randint(0, a.K, (max(Ns), a.D), dtype=torch.uint8)
+    scale_all = torch.rand(max(Ns)) + 0.5
+    print(f"# scaling: k={a.k} D={a.D} K={a.K} H={a.H}; simd={vf.simd_level()} threads={torch.get_num_threads()}")
+    print("| N | B | median s | scores/s | extra MB | mode |")
+    print("| ---: | ---: | ---: | ---: | ---: | --- |")
+    for N in Ns:
+        index = vf.CodeIndex(W, codes_all[:N], metric="cosine", item_scale=scale_all[:N])
+        for B in Bs:
+            q = torch.randn(B, a.H)
+            reps = max(1, min(a.reps, int(2e10 // (B * N * a.D))))  # fewer repeats for the big cells
+            t, extra, _, _ = measure(lambda: index.search(q, a.k), reps)
+            mode = "dense" if N <= a.D * a.K else ("quantized" if vf.simd_level() == "avx512" else "exact")
+            print(f"| {N:.0e} | {B} | {t:.4f} | {B * N / t:.3g} | {extra / 2**20:.1f} | {mode} |", flush=True)
 
 
 def main(argv=None) -> None:
@@ -68,7 +94,12 @@ def main(argv=None) -> None:
     p.add_argument("--H", type=int, default=300)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--skip", default="", help="comma list of contenders to skip")
+    p.add_argument("--scaling", action="store_true", help="print the N x B scaling table instead")
+    p.add_argument("--scaling-N", default="1e4,1e5,1e6,1e7")
+    p.add_argument("--scaling-B", default="1,32,256,4096")
     a = p.parse_args(argv)
+    if a.scaling:
+        return scaling(a)
     skip = set(filter(None, a.skip.split(",")))
     torch.manual_seed(0)
     W = torch.randn(a.D, a.K, a.H) * 0.05
@@ -80,7 +111,10 @@ def main(argv=None) -> None:
     def items():
         return F.embedding_bag(flat, Wf, mode="mean")
 
-    print(f"# B={a.B} N={a.N} k={a.k} D={a.D} K={a.K} H={a.H}; simd={vf.simd_level()} threads={torch.get_num_threads()}")
+    print(
+        f"# B={a.B} N={a.N} k={a.k} D={a.D} K={a.K} H={a.H}; "
+        f"simd={vf.simd_level()} threads={torch.get_num_threads()}"
+    )
     rows = {}
     with torch.no_grad():
         pre = F.normalize(items(), dim=1)
@@ -130,11 +164,11 @@ def main(argv=None) -> None:
             got = rows[name][2][0]
             err = float((got - ref_scores).abs().max())
             assert err < 1e-4, f"{name} scores differ from torch_pre by {err}"
-    ours = rows["vqrec_fast"][0]
-    print(f"{'contender':<20} {'median s':>10} {'vs vqrec_fast':>14} {'extra MB':>10}")
-    for name, (t, extra, _) in rows.items():
-        base = rows["vqrec_fast (ip)"][0] if name == "faiss_rq (ip)" else ours
-        print(f"{name:<20} {t:>10.4f} {t / base:>13.1f}x {extra / 2**20:>10.1f}")
+    print(f"| contender | median wall s | wall ratio | median CPU s | CPU ratio | extra MB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, (t, extra, _, c) in rows.items():
+        base = rows["vqrec_fast (ip)" if name == "faiss_rq (ip)" else "vqrec_fast"]
+        print(f"| {name} | {t:.4f} | {t / base[0]:.1f}x | {c:.3f} | {c / base[3]:.1f}x | {extra / 2**20:.1f} |")
 
 
 if __name__ == "__main__":

@@ -162,7 +162,9 @@ class CodeIndex:
         index._codes = torch.from_numpy(codes.copy()).to(index._code_dtype)
         if metric == "cosine":
             if scale.dtype != np.float32 or scale.shape != (codes.shape[0],):
-                raise ValueError(f"{where}: item_scale {scale.dtype} {scale.shape} does not match {codes.shape[0]} items")
+                raise ValueError(
+                    f"{where}: item_scale {scale.dtype} {scale.shape} does not match {codes.shape[0]} items"
+                )
             index._scale = torch.from_numpy(scale.copy())
             V.check_finite(index._scale, "item_scale")
         return index

@@ -47,9 +47,9 @@ void check_exclusions(const int64_t* off, const int64_t* ids, int64_t B, int64_t
 
 }  // namespace
 
-void score_topk(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct, int64_t N, const float* item_scale,
-                const int64_t* excl_off, const int64_t* excl_ids, int64_t k, ScanMode mode, float* out_scores,
-                int64_t* out_ids, int nthreads) {
+void score_topk(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct, int64_t N,
+                const float* item_scale, const int64_t* excl_off, const int64_t* excl_ids, int64_t k, ScanMode mode,
+                float* out_scores, int64_t* out_ids, int nthreads) {
   check_shapes(lut, B, D, K, codes, N, item_scale, nthreads);
   require(k >= 1, "score_topk: k must be >= 1, got " + std::to_string(k));
   check_codes_in_range(codes, ct, N, D, K, "codes");

@@ -6,18 +6,20 @@
 //   score(q, n) = (sum_d LUT_q[d, codes[n, d]]) * item_scale[n] / D
 //
 // Top-k never holds the B x N score matrix: every thread keeps one min-heap of size k per query
-// over its own item range and tests a whole vector of scores against the current thresholds,
+// over the item chunks it takes (dynamic schedule) and tests a whole vector of scores against the current thresholds,
 // touching a heap only on a hit; the per-thread heaps are merged at the end.
 //
 // Two scans produce the same answer:
 //   exact      float LUTs, transposed per chunk of queries to [D, K, QB] so that one code
 //              lookup feeds QB queries with one vector load (any K, any SIMD level).
 //   quantized  uint8 LUTs u = round((LUT - bias_d) / step), u in [0, 127], per-sub-space bias and
-//              one step per query. A block of 64 items is scored for a few queries at once (with
-//              AVX-512 VBMI: 64 byte look-ups per permute); an item whose upper bound
-//              (step * U + sum_d bias_d + slack) * scale can reach the query's current k-th score is
-//              re-scored exactly with the float LUT. slack bounds the quantization error, so the
-//              result equals the exact scan's. Needs K <= 256, uint8 codes, D <= 516.
+//              one step per query. Each thread transposes 4096 items' codes to [block, d, 64]
+//              and, query by query, sums 8 blocks of 64 items with the query's two current
+//              sub-space tables held in registers (AVX-512 VBMI: 64 byte look-ups per pair of
+//              permutes; other levels: plain loops). An item whose upper bound
+//              (step * U + sum_d bias_d + slack) * scale can reach the query's current k-th
+//              score is re-scored exactly with the float LUT. slack bounds the quantization
+//              error, so the result equals the exact scan's. Needs K <= 256, uint8 codes, D <= 516.
 //
 // Exclusions: CSR (excl_off [B + 1], excl_ids sorted ascending within each row); an excluded
 // item is never returned. Missing results (fewer than k admissible items) are id -1, score -inf.
@@ -34,9 +36,9 @@ enum class ScanMode : int { exact = 0, quantized = 1 };
 // ---- entry points (validate, allocate heaps, dispatch, merge; throw std::invalid_argument) ----
 // out_scores float32 [B, k], out_ids int64 [B, k], sorted by score descending (ties by id).
 // Throws std::invalid_argument("lut: ...") when lut holds Inf/NaN (the caller names the input).
-void score_topk(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct, int64_t N, const float* item_scale,
-                const int64_t* excl_off, const int64_t* excl_ids, int64_t k, ScanMode mode, float* out_scores,
-                int64_t* out_ids, int nthreads);
+void score_topk(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct, int64_t N,
+                const float* item_scale, const int64_t* excl_off, const int64_t* excl_ids, int64_t k, ScanMode mode,
+                float* out_scores, int64_t* out_ids, int nthreads);
 // out float32 [B, N]: every score (small N, analysis).
 void score_all(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct, int64_t N,
                const float* item_scale, float* out, int nthreads);

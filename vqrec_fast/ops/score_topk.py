@@ -12,7 +12,10 @@ n), so the score is the cosine between query and item, as VQ-Rec scores.
 The LUTs are one GEMM in PyTorch; the scan over items is native (csrc/cpu/score_topk*.cpp):
 a streaming top-k that never holds the B x N matrix. On AVX-512 machines it scans uint8
 quantized LUTs and re-ranks a short list exactly; elsewhere it scans the float LUTs. Both give
-the exact float32 scores. Without the native extension the pure-PyTorch reference is used.
+the exact float32 scores. For N <= D * K (e.g. evaluation over a few thousand real items) the
+item matrix is smaller than the LUTs, and "auto" instead multiplies the queries with the code-bag
+items in chunks of at most 16M scores. Without the native extension the pure-PyTorch reference
+is used.
 """
 from __future__ import annotations
 
@@ -192,6 +195,14 @@ def score_topk(
 ) -> Tuple[Tensor, Tensor]:
     """Top-k items per query by ADC score, without materialising the B x N score matrix.
 
+    Example:
+        >>> import torch, vqrec_fast
+        >>> W = torch.randn(32, 256, 300)
+        >>> codes = torch.randint(0, 256, (100_000, 32), dtype=torch.uint8)
+        >>> scores, ids = vqrec_fast.score_topk(torch.randn(8, 300), W, codes, 10, metric="cosine")
+        >>> ids.shape
+        torch.Size([8, 10])
+
     Args:
         queries: float32 [B, H].
         W: float32 [D, K, H] codebooks.
@@ -203,7 +214,8 @@ def score_topk(
         exclude: per-query item ids never to return: a sequence of B id collections, or a CSR
             pair (offsets int64 [B + 1], ids int64).
         metric: "ip" or "cosine" (queries normalised, items scaled by 1 / norm).
-        mode: "auto" | "exact" (float LUT scan) | "quantized" (uint8 LUT scan + exact re-rank).
+        mode: "auto" | "exact" (float LUT scan) | "quantized" (uint8 LUT scan + exact re-rank)
+            | "dense" (GEMM against the code-bag items, chunked; the small-N choice of "auto").
     Returns:
         (scores float32 [B, min(k, N)], ids int64 [B, min(k, N)]), best first; ties may be
         ordered differently from torch.topk. Rows with fewer admissible items end in
