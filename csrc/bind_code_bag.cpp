@@ -29,14 +29,14 @@ void bind_code_bag(py::module_& m) {
   m.def(
       "code_bag_seq_forward",
       [](uintptr_t W, int64_t D, int64_t K, int64_t H, uintptr_t item_codes, const std::string& ct, int64_t I,
-         uintptr_t ids, int64_t T, uintptr_t out, int nthreads) {
+         uintptr_t ids, int64_t T, uintptr_t out, int nthreads, bool out_is_fresh) {
         const CodeType t = code_type(ct);
         py::gil_scoped_release nogil;
         code_bag_seq_forward(ptr<const float>(W), D, K, H, ptr<const void>(item_codes), t, I, ptr<const int64_t>(ids),
-                             T, ptr<float>(out), nthreads);
+                             T, ptr<float>(out), nthreads, out_is_fresh);
       },
       py::arg("W"), py::arg("D"), py::arg("K"), py::arg("H"), py::arg("item_codes"), py::arg("code_dtype"),
-      py::arg("I"), py::arg("ids"), py::arg("T"), py::arg("out"), py::arg("nthreads"));
+      py::arg("I"), py::arg("ids"), py::arg("T"), py::arg("out"), py::arg("nthreads"), py::arg("out_is_fresh") = false);
   m.def(
       "code_bag_seq_backward",
       [](uintptr_t grad_out, int64_t D, int64_t K, int64_t H, uintptr_t item_codes, const std::string& ct, int64_t I,

@@ -244,3 +244,22 @@ def test_flat_layout_round_trip():
     assert_close(emb(codes=codes), paper, 1e-6, 1e-6, name="paper layout")
     with pytest.raises(ValueError, match=r"flat must have shape"):
         emb.load_flat(flat[:-1])
+
+
+def test_large_padded_batch_on_fresh_memory_reads_zero_in_padding(simd_level):
+    """Big enough for the fresh-output path (untouched padding pages are left alone, huge
+    pages advised): every padding row must still read exactly zero, every real row match."""
+    g = torch.Generator().manual_seed(5)
+    D, K, H, I = 8, 256, 300, 300
+    W = torch.randn(D, K, H, generator=g)
+    item_codes = torch.randint(0, K, (I, D), generator=g, dtype=torch.uint8)
+    for _ in range(3):  # allocate, free and allocate again: reused memory must be zeroed too
+        lens = torch.randint(0, 6, (600,), generator=g)
+        ids = torch.randint(1, I, (600, 50), generator=g)
+        ids[torch.arange(50)[None, :] >= lens[:, None]] = 0
+        dirty = torch.full((600 * 50 * H,), 7.0)  # leave non-zero data in the allocator's pages
+        del dirty
+        out = vf.code_bag_seq(W, item_codes, ids)
+        assert bool((out[ids == 0] == 0).all())
+        expect = gather_mean64(W, item_codes[ids[ids != 0]])
+        assert_close(out[ids != 0], expect, rtol=1e-6, atol=1e-6, name="real rows")

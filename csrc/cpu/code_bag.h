@@ -25,8 +25,13 @@ void code_bag_forward(const float* W, int64_t D, int64_t K, int64_t H, const voi
                       int64_t N, float* out, int nthreads);
 void code_bag_backward(const float* grad_out, int64_t D, int64_t K, int64_t H, const void* codes,
                        CodeType ct, int64_t N, float* grad_W, int nthreads);
+// out_is_fresh: `out` was just allocated for this call as private anonymous memory (a new
+// torch.empty). Padding rows on pages that were never touched then already read as zero and
+// are left alone (calloc's trick), so a mostly-padding batch faults in only the pages that
+// hold real rows instead of writing the whole [T, H] output.
 void code_bag_seq_forward(const float* W, int64_t D, int64_t K, int64_t H, const void* item_codes,
-                          CodeType ct, int64_t I, const int64_t* ids, int64_t T, float* out, int nthreads);
+                          CodeType ct, int64_t I, const int64_t* ids, int64_t T, float* out, int nthreads,
+                          bool out_is_fresh = false);
 void code_bag_seq_backward(const float* grad_out, int64_t D, int64_t K, int64_t H, const void* item_codes,
                            CodeType ct, int64_t I, const int64_t* ids, int64_t T, float* grad_W,
                            int nthreads);
@@ -52,6 +57,9 @@ struct GatherArgs {
   float* out;  // [R, H]
   float scale;
   int nthreads;
+  // Optional [R] flags: a padding row whose flag is 1 is known to read as zero already (its
+  // pages were never touched, see zero_rows_known) and is not written. nullptr: write all.
+  const uint8_t* already_zero = nullptr;
 };
 // dst[s] = scale * sum_{j in [offsets[s], offsets[s+1])} src[perm[j]]; empty -> zeros.
 struct SegmentSumArgs {

@@ -104,7 +104,7 @@ void gather_mean(const GatherArgs& a) {
       float* o = a.out + r * H;
       const int64_t code_row = a.row_of != nullptr ? a.row_of[r] : r;
       if (code_row == a.skip_row) {
-        zero_row(o, H);
+        if (a.already_zero == nullptr || !a.already_zero[r]) zero_row(o, H);
         continue;
       }
       const int64_t base = code_row * D;

@@ -93,9 +93,10 @@ if _C is not None:
         c, ct = V.native_code_tensor(item_codes)
         ids = item_ids.to(torch.int64).contiguous()
         out = torch.empty(*ids.shape, H, dtype=torch.float32)
+        # out_is_fresh: a new private allocation, so untouched padding pages already read as 0.
         _C.code_bag_seq_forward(
             W.data_ptr(), D, K, H, c.data_ptr(), ct, c.shape[0], ids.data_ptr(), ids.numel(), out.data_ptr(),
-            num_threads(),
+            num_threads(), True,
         )
         return out
 
