@@ -53,6 +53,18 @@ class CMakeBuild(build_ext):
         subprocess.run(["cmake", str(ROOT), *args], cwd=build_temp, check=True)
         jobs = str(max(1, os.cpu_count() or 1))
         subprocess.run(["cmake", "--build", ".", "--config", cfg, "-j", jobs], cwd=build_temp, check=True)
+        self._cmake_out_dir = out_dir
+
+    def copy_extensions_to_source(self) -> None:
+        # --inplace copies only the declared extension (_C) back; the optional CUDA module is
+        # built beside it by the same CMake run, so copy it along when it exists.
+        super().copy_extensions_to_source()
+        out_dir = getattr(self, "_cmake_out_dir", None)
+        if out_dir is not None:
+            import shutil
+
+            for so in out_dir.glob("_C_cuda*"):
+                shutil.copy2(so, ROOT / "vqrec_fast" / so.name)
 
 
 setup(ext_modules=[CMakeExtension("vqrec_fast._C")], cmdclass={"build_ext": CMakeBuild})

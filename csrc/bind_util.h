@@ -26,5 +26,7 @@ inline CodeType code_type(const std::string& name) {
 
 // One per op; each lives in csrc/bind_<op>.cpp and is listed in bindings.cpp.
 void bind_code_bag(py::module_& m);
+void bind_score_topk(py::module_& m);
+void bind_softmax_ce(py::module_& m);
 
 }  // namespace vqrec

@@ -15,4 +15,6 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_simd_level", [](const std::string& name) { set_active_level(parse_level(name)); }, py::arg("level"));
 
   bind_code_bag(m);
+  bind_score_topk(m);
+  bind_softmax_ce(m);
 }

@@ -11,8 +11,10 @@ from ._native import (
     simd_level,
     simd_level_context,
 )
-from .ops import code_bag, code_bag_seq
+from .ops import code_bag, code_bag_seq, code_softmax_cross_entropy, score_all, score_topk
+from .index import CodeIndex
 from . import nn
+from . import cuda  # registers the CUDA kernels with the custom ops (no-op without _C_cuda)
 
 __version__ = "0.1.0"
 
@@ -25,5 +27,10 @@ __all__ = [
     "simd_level_context",
     "code_bag",
     "code_bag_seq",
+    "score_all",
+    "score_topk",
+    "CodeIndex",
+    "code_softmax_cross_entropy",
     "nn",
+    "cuda",
 ]

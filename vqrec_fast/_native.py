@@ -9,15 +9,22 @@ from typing import Iterator, List, Optional
 
 import torch
 
+import importlib.util
+
 _C = None
 _LOAD_ERROR: Optional[str] = None
-try:
-    from . import _C as _C  # type: ignore[attr-defined,no-redef]
-except ImportError as exc:  # pragma: no cover - exercised only on broken installs
-    _LOAD_ERROR = str(exc)
+if importlib.util.find_spec(f"{__package__}._C") is None:
+    _LOAD_ERROR = "the extension vqrec_fast._C was not built"
+else:
+    try:
+        from . import _C as _C  # type: ignore[attr-defined,no-redef]
+    except ImportError as exc:  # pragma: no cover - exercised only on broken installs
+        _LOAD_ERROR = str(exc)
+if _C is None:
     warnings.warn(
-        f"vqrec_fast: the native extension could not be loaded ({exc}); falling back to the "
-        "pure-PyTorch reference kernels, which are much slower. Reinstall with `pip install .`.",
+        f"vqrec_fast: native CPU kernels unavailable ({_LOAD_ERROR}); falling back to the "
+        "pure-PyTorch reference kernels, which are much slower. Build with `pip install .` "
+        "(or `python setup.py build_ext --inplace` in a checkout).",
         RuntimeWarning,
         stacklevel=2,
     )

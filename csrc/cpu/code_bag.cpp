@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -109,8 +110,7 @@ void code_bag_forward(const float* W, int64_t D, int64_t K, int64_t H, const voi
   require(out != nullptr, "code_bag: out is a null pointer");
   check_codes_in_range(codes, ct, N, D, K, "codes");
   advise_huge_pages(out, sizeof(float) * static_cast<size_t>(N * H));
-  GatherArgs a{W, D, K, H, codes, ct, nullptr, -1, N, out, 1.0f / static_cast<float>(D), nthreads};
-  VQ_DISPATCH(gather_mean, a);
+  VQ_DISPATCH(gather_mean, GatherArgs{W, D, K, H, codes, ct, nullptr, -1, N, out, 1.0f / static_cast<float>(D), nthreads});
 }
 
 void code_bag_backward(const float* grad_out, int64_t D, int64_t K, int64_t H, const void* codes, CodeType ct,
@@ -136,8 +136,7 @@ void code_bag_seq_forward(const float* W, int64_t D, int64_t K, int64_t H, const
   check_ids_in_range(ids, T, I, "item_ids");
   check_referenced_codes(item_codes, ct, ids, T, D, K);
   advise_huge_pages(out, sizeof(float) * static_cast<size_t>(T * H));
-  GatherArgs a{W, D, K, H, item_codes, ct, ids, 0, T, out, 1.0f / static_cast<float>(D), nthreads};
-  VQ_DISPATCH(gather_mean, a);
+  VQ_DISPATCH(gather_mean, GatherArgs{W, D, K, H, item_codes, ct, ids, 0, T, out, 1.0f / static_cast<float>(D), nthreads});
 }
 
 void code_bag_seq_backward(const float* grad_out, int64_t D, int64_t K, int64_t H, const void* item_codes,

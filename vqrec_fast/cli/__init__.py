@@ -10,6 +10,9 @@ from typing import List, Optional
 # Module names under vqrec_fast.cli, each with register(subparsers) adding its commands.
 COMMANDS: List[str] = [
     "info",
+    "data",
+    "encode",
+    "codes",
     "train",
     "quickstart",
 ]

@@ -1,4 +1,18 @@
 """Torch-facing ops (custom ops with autograd, fake kernels and native CPU kernels)."""
 from .code_bag import code_bag, code_bag_seq
+from .score_topk import score_all, score_topk
+from .softmax_ce import (
+    code_softmax_cross_entropy,
+    dense_code_softmax_cross_entropy,
+    pick_code_softmax_cross_entropy,
+)
 
-__all__ = ["code_bag", "code_bag_seq"]
+__all__ = [
+    "code_bag",
+    "code_bag_seq",
+    "code_softmax_cross_entropy",
+    "dense_code_softmax_cross_entropy",
+    "pick_code_softmax_cross_entropy",
+    "score_all",
+    "score_topk",
+]

@@ -1,0 +1,91 @@
+"""Side-by-side timing of the code bag (one process; medians after a warm-up).
+
+  python benchmarks/compare_code_bag.py [--reps 5] [--skip-paper]
+
+Training shape: forward+backward at B=2048, L=50, D=32, K=256, H=300 (history lengths from
+Scientific.train.inter) against (a) the paper's gather+mean and (b) embedding_bag with the same
+padding. Catalogue shape: forward of N=1,000,000 items against embedding_bag. Outputs and
+gradients are checked against each other inside the benchmark.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+import vqrec_fast as vf
+from code_bag_workload import B, D, H, K, L, paper_codes, paper_flat, seq_embedding_bag, seq_ours, seq_paper, training_batch
+
+
+def timeit(fn, reps):
+    fn()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def fwd_bwd(f, table, codes, ids, grad):
+    table = table.detach().requires_grad_(True)
+    out = f(table, codes, ids)
+    out.backward(grad)
+    return out.detach(), table.grad
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--skip-paper", action="store_true", help="skip (a), which needs ~8 GB and seconds per step")
+    ap.add_argument("--catalog", type=int, default=1_000_000)
+    args = ap.parse_args()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    print(f"# machine: {cpu}, {torch.get_num_threads()} threads, SIMD level {vf.simd_level()}, torch {torch.__version__}")
+
+    W, item_codes, ids, src = training_batch()
+    Wflat, pcodes = paper_flat(W), paper_codes(item_codes)
+    real = int((ids != 0).sum())
+    print(f"# training shape B={B} L={L} D={D} K={K} H={H}; lengths from {src}; real tokens {real} of {B * L}")
+    grad = torch.randn(B, L, H) * (ids != 0).unsqueeze(-1)
+
+    o_ours, g_ours = fwd_bwd(seq_ours, W, item_codes, ids, grad)
+    o_eb, g_eb = fwd_bwd(seq_embedding_bag, Wflat, pcodes, ids, grad)
+    torch.testing.assert_close(o_ours, o_eb, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g_ours, g_eb.reshape(D, K + 1, H)[:, 1:], rtol=1e-4, atol=1e-5)
+
+    t_ours = timeit(lambda: fwd_bwd(seq_ours, W, item_codes, ids, grad), args.reps)
+    t_eb = timeit(lambda: fwd_bwd(seq_embedding_bag, Wflat, pcodes, ids, grad), args.reps)
+    rows = [("vqrec_fast.code_bag_seq", t_ours), ("(b) embedding_bag mean, padding_idx=0", t_eb)]
+    if not args.skip_paper:
+        o_p, g_p = fwd_bwd(seq_paper, Wflat, pcodes, ids, grad)
+        torch.testing.assert_close(o_ours, o_p, rtol=1e-5, atol=1e-6)
+        del o_p, g_p
+        rows.append(("(a) paper: embedding(codes).mean(-2)", timeit(lambda: fwd_bwd(seq_paper, Wflat, pcodes, ids, grad), max(2, args.reps // 2))))
+    print("\n| training step, forward+backward | median s | ours is x faster |")
+    print("| --- | --- | --- |")
+    for name, t in rows:
+        print(f"| {name} | {t:.4f} | {t / t_ours:.1f} |")
+
+    # catalogue forward
+    N = args.catalog
+    g = torch.Generator().manual_seed(1)
+    codes = torch.randint(0, K, (N, D), generator=g, dtype=torch.uint8)
+    flat_idx = codes.long() + torch.arange(D) * K
+    Wf = W.reshape(D * K, H)
+    ours = lambda: vf.code_bag(W, codes)
+    eb = lambda: F.embedding_bag(flat_idx, Wf, mode="mean")
+    torch.testing.assert_close(ours(), eb(), rtol=1e-5, atol=1e-6)
+    t_c, t_e = timeit(ours, args.reps), timeit(eb, args.reps)
+    print(f"\n| catalogue forward, N={N:,} | median s | ours is x faster |")
+    print("| --- | --- | --- |")
+    print(f"| vqrec_fast.code_bag | {t_c:.4f} | 1.0 |")
+    print(f"| embedding_bag mean (indices precomputed) | {t_e:.4f} | {t_e / t_c:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+// Python bindings of the ADC top-k scan (see cpu/score_topk.h for shapes). Optional buffers
+// (item_scale, exclusions) are passed as address 0 when absent.
+#include "bind_util.h"
+#include "cpu/score_topk.h"
+
+namespace vqrec {
+
+void bind_score_topk(py::module_& m) {
+  m.def(
+      "all_finite",
+      [](uintptr_t x, int64_t n, int nthreads) {
+        bool ok = true;
+        py::gil_scoped_release nogil;
+        if (n > 0) VQ_DISPATCH(all_finite, ptr<const float>(x), n, nthreads, &ok);
+        return ok;
+      },
+      py::arg("x"), py::arg("n"), py::arg("nthreads"));
+  m.def(
+      "score_topk",
+      [](uintptr_t lut, int64_t B, int64_t D, int64_t K,
+         uintptr_t codes, const std::string& ct, int64_t N, uintptr_t item_scale, uintptr_t excl_off,
+         uintptr_t excl_ids, int64_t k, bool quantized, uintptr_t out_scores, uintptr_t out_ids, int nthreads) {
+        const CodeType t = code_type(ct);
+        py::gil_scoped_release nogil;
+        score_topk(ptr<const float>(lut), B, D, K, ptr<const void>(codes), t, N, ptr<const float>(item_scale),
+                   ptr<const int64_t>(excl_off), ptr<const int64_t>(excl_ids), k,
+                   quantized ? ScanMode::quantized : ScanMode::exact, ptr<float>(out_scores), ptr<int64_t>(out_ids),
+                   nthreads);
+      },
+      py::arg("lut"), py::arg("B"), py::arg("D"), py::arg("K"),
+      py::arg("codes"), py::arg("code_dtype"), py::arg("N"), py::arg("item_scale"), py::arg("excl_off"),
+      py::arg("excl_ids"), py::arg("k"), py::arg("quantized"), py::arg("out_scores"), py::arg("out_ids"),
+      py::arg("nthreads"));
+  m.def(
+      "score_all",
+      [](uintptr_t lut, int64_t B, int64_t D, int64_t K, uintptr_t codes, const std::string& ct, int64_t N,
+         uintptr_t item_scale, uintptr_t out, int nthreads) {
+        const CodeType t = code_type(ct);
+        py::gil_scoped_release nogil;
+        score_all(ptr<const float>(lut), B, D, K, ptr<const void>(codes), t, N, ptr<const float>(item_scale),
+                  ptr<float>(out), nthreads);
+      },
+      py::arg("lut"), py::arg("B"), py::arg("D"), py::arg("K"), py::arg("codes"), py::arg("code_dtype"), py::arg("N"),
+      py::arg("item_scale"), py::arg("out"), py::arg("nthreads"));
+}
+
+}  // namespace vqrec

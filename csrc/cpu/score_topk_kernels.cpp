@@ -1,0 +1,391 @@
+// ADC scans (exact float and quantized), compiled once per ISA level (VQ_ISA = scalar | avx2 |
+// avx512). Shapes are documented in score_topk.h. Only block_sums has hand-written intrinsics
+// (AVX-512 VBMI byte permutes); everything else is plain loops the compiler vectorises with the
+// level's flags. No globals and no std templates here (see code_bag_kernels.cpp for why); the
+// heap is written out by hand.
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "cpu/score_topk.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VBMI__)
+#include <immintrin.h>
+#define VQ_SCORE_VBMI 1
+#else
+#define VQ_SCORE_VBMI 0
+#endif
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifndef VQ_ISA
+#error "VQ_ISA must name the ISA namespace"
+#endif
+
+namespace vqrec {
+namespace VQ_ISA {
+namespace {
+
+constexpr int64_t QB = kQueryChunk;
+constexpr int64_t kBlock = 64;        // items per quantized block (one zmm of codes per sub-space)
+constexpr int64_t kSuperBlocks = 64;  // blocks whose codes a thread transposes at once (L2-sized)
+constexpr int kGroup = 8;             // blocks scored per pass of one query's tables
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+inline int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+inline int64_t code_at(const void* codes, CodeType ct, int64_t idx) {
+  return ct == CodeType::u8 ? static_cast<const uint8_t*>(codes)[idx] : static_cast<const int32_t*>(codes)[idx];
+}
+
+// The one place a sum of LUT entries becomes a score, so both scans round identically.
+inline float finish(float sum, float scale, float inv_d) { return sum * (scale * inv_d); }
+
+// Min-heap of (score, id) with `cnt` entries out of capacity k; root = current k-th best.
+inline void heap_push(float* hs, int64_t* hi, int64_t& cnt, int64_t k, float s, int64_t id) {
+  int64_t i;
+  if (cnt < k) {
+    i = cnt++;
+    while (i > 0) {  // sift up
+      const int64_t p = (i - 1) / 2;
+      if (hs[p] <= s) break;
+      hs[i] = hs[p];
+      hi[i] = hi[p];
+      i = p;
+    }
+  } else {
+    if (!(s > hs[0])) return;
+    i = 0;
+    for (;;) {  // sift down from the root
+      int64_t c = 2 * i + 1;
+      if (c >= k) break;
+      if (c + 1 < k && hs[c + 1] < hs[c]) ++c;
+      if (hs[c] >= s) break;
+      hs[i] = hs[c];
+      hi[i] = hi[c];
+      i = c;
+    }
+  }
+  hs[i] = s;
+  hi[i] = id;
+}
+
+inline float heap_threshold(const float* hs, int64_t cnt, int64_t k) { return cnt < k ? -kInf : hs[0]; }
+
+inline bool excluded(const ScanArgs& a, int64_t q, int64_t id) {
+  if (a.excl_off == nullptr) return false;
+  int64_t lo = a.excl_off[q], hi = a.excl_off[q + 1];
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (a.excl_ids[mid] < id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < a.excl_off[q + 1] && a.excl_ids[lo] == id;
+}
+
+// Offers item n with score s to query q's heap of thread t; returns the new threshold.
+inline float offer(const ScanArgs& a, int t, int64_t q, int64_t n, float s) {
+  const int64_t slot = static_cast<int64_t>(t) * a.B + q;
+  float* hs = a.heap_scores + slot * a.k;
+  int64_t& cnt = a.heap_count[slot];
+  if (s > heap_threshold(hs, cnt, a.k) && !excluded(a, q, n)) heap_push(hs, a.heap_ids + slot * a.k, cnt, a.k, s, n);
+  return heap_threshold(hs, cnt, a.k);
+}
+
+inline float item_scale(const ScanArgs& a, int64_t n) { return a.item_scale ? a.item_scale[n] : 1.0f; }
+
+// Exact float sum of query q's LUT over item n's codes, in sub-space order.
+inline float exact_sum(const ScanArgs& a, int64_t q, int64_t n) {
+  const float* l = a.lut + q * a.D * a.K;
+  float s = 0.0f;
+  for (int64_t d = 0; d < a.D; ++d) s += l[d * a.K + code_at(a.codes, a.ct, n * a.D + d)];
+  return s;
+}
+
+// ---------------------------------------------------------------- quantized block test
+// For one query and kGroup consecutive blocks of 64 items: bit j of hits[g] is set when item
+// perm(j) of block g may reach the query's threshold, i.e.
+//   (step * U + offset) * scale >= bound,   U = sum_d tab[d, code],
+// perm(j) = 2j for j < 32 and 2(j - 32) + 1 otherwise (the order the AVX-512 path produces).
+//   ct   [kGroup, D, 64] transposed codes of the blocks
+//   tab  [D, 256] the query's uint8 entries, each in [0, kQuantMax]
+//   sc   [kGroup, 64] item scales in perm order (NaN for padding items: fails every test)
+// The loop order keeps one query's two sub-space tables (8 zmm) in registers while kGroup
+// blocks stream past, so a code lookup costs no table load.
+struct QueryBound {
+  const uint8_t* tab;
+  float step, off, bound;
+};
+
+#if VQ_SCORE_VBMI
+// Mask of the lanes of 32 uint16 sums (lane i -> bit i) whose bound passes.
+inline uint32_t test_sums(__m512i u16, const QueryBound& qb, const float* sc) {
+  const __m512 st = _mm512_set1_ps(qb.step), of = _mm512_set1_ps(qb.off), bd = _mm512_set1_ps(qb.bound);
+  const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(u16)));
+  const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(u16, 1)));
+  const __mmask16 m0 =
+      _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_fmadd_ps(st, lo, of), _mm512_loadu_ps(sc)), bd, _CMP_GE_OQ);
+  const __mmask16 m1 =
+      _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_fmadd_ps(st, hi, of), _mm512_loadu_ps(sc + 16)), bd, _CMP_GE_OQ);
+  return static_cast<uint32_t>(m0) | (static_cast<uint32_t>(m1) << 16);
+}
+
+// 256-entry byte table in four registers: two 128-entry permutes select by bits 0-6 and the
+// top bit (mask `top`) picks the half.
+inline __m512i lookup(const __m512i* t, __m512i idx, __mmask64 top) {
+  return _mm512_mask_blend_epi8(top, _mm512_permutex2var_epi8(t[0], idx, t[1]),
+                                _mm512_permutex2var_epi8(t[2], idx, t[3]));
+}
+
+inline void block_hits(const uint8_t* ct, const QueryBound& qb, int64_t D, const float* sc, uint64_t* hits,
+                       uint16_t (*U)[kBlock]) {
+  // Two sub-spaces are added in bytes (each entry <= 127, so a pair <= 254), then accumulated
+  // in 16-bit lanes: `raw` sums whole 16-bit lanes (low byte + 256 * high byte, wrapping) and
+  // `hi` sums the high bytes, so the low-byte sum is raw - 256 * hi (mod 2^16, exact while
+  // D * 127 < 2^16). Two adds and a shift per pair instead of widening both halves.
+  __m512i raw[kGroup], hi[kGroup];
+  for (int g = 0; g < kGroup; ++g) raw[g] = hi[g] = _mm512_setzero_si512();
+  const int64_t stride = D * kBlock;
+  int64_t d = 0;
+  for (; d + 1 < D; d += 2) {
+    __m512i t0[4], t1[4];
+    for (int i = 0; i < 4; ++i) {
+      t0[i] = _mm512_loadu_si512(qb.tab + d * 256 + 64 * i);
+      t1[i] = _mm512_loadu_si512(qb.tab + (d + 1) * 256 + 64 * i);
+    }
+    for (int g = 0; g < kGroup; ++g) {
+      const __m512i i0 = _mm512_loadu_si512(ct + g * stride + d * kBlock);
+      const __m512i i1 = _mm512_loadu_si512(ct + g * stride + (d + 1) * kBlock);
+      const __m512i v =
+          _mm512_add_epi8(lookup(t0, i0, _mm512_movepi8_mask(i0)), lookup(t1, i1, _mm512_movepi8_mask(i1)));
+      raw[g] = _mm512_add_epi16(raw[g], v);
+      hi[g] = _mm512_add_epi16(hi[g], _mm512_srli_epi16(v, 8));
+    }
+  }
+  if (d < D) {
+    __m512i t0[4];
+    for (int i = 0; i < 4; ++i) t0[i] = _mm512_loadu_si512(qb.tab + d * 256 + 64 * i);
+    for (int g = 0; g < kGroup; ++g) {
+      const __m512i i0 = _mm512_loadu_si512(ct + g * stride + d * kBlock);
+      const __m512i v = lookup(t0, i0, _mm512_movepi8_mask(i0));
+      raw[g] = _mm512_add_epi16(raw[g], v);
+      hi[g] = _mm512_add_epi16(hi[g], _mm512_srli_epi16(v, 8));
+    }
+  }
+  for (int g = 0; g < kGroup; ++g) {
+    const __m512i even = _mm512_sub_epi16(raw[g], _mm512_slli_epi16(hi[g], 8));
+    const uint64_t me = test_sums(even, qb, sc + g * kBlock);
+    const uint64_t mo = test_sums(hi[g], qb, sc + g * kBlock + 32);
+    hits[g] = me | (mo << 32);
+    _mm512_storeu_si512(U[g], even);
+    _mm512_storeu_si512(U[g] + 32, hi[g]);
+  }
+}
+#else
+inline void block_hits(const uint8_t* ct, const QueryBound& qb, int64_t D, const float* sc, uint64_t* hits,
+                       uint16_t (*U)[kBlock]) {
+  for (int g = 0; g < kGroup; ++g) {
+    const uint8_t* cg = ct + g * D * kBlock;
+    uint16_t acc[kBlock] = {0};
+    for (int64_t d = 0; d < D; ++d) {
+      const uint8_t* t = qb.tab + d * 256;
+      const uint8_t* c = cg + d * kBlock;
+      for (int64_t i = 0; i < kBlock; ++i) acc[i] = static_cast<uint16_t>(acc[i] + t[c[i]]);
+    }
+    uint64_t m = 0;
+    const float* s = sc + g * kBlock;
+    for (int64_t j = 0; j < kBlock; ++j) {
+      const int64_t i = j < 32 ? 2 * j : 2 * (j - 32) + 1;
+      U[g][j] = acc[i];
+      if ((qb.step * acc[i] + qb.off) * s[j] >= qb.bound) m |= uint64_t(1) << j;
+    }
+    hits[g] = m;
+  }
+}
+#endif
+
+inline int64_t block_item(int64_t j) { return j < 32 ? 2 * j : 2 * (j - 32) + 1; }
+
+// Threshold of the bound test for a query whose k-th best score is th: D * th, lowered by a
+// relative margin that covers the float rounding of the bound arithmetic.
+inline float bound_of(float th, int64_t D) {
+  const float lim = th * static_cast<float>(D);
+  return lim - (std::fabs(lim) * 1e-5f + 1e-30f);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- exact scan
+void scan_topk_exact(const ScanArgs& a) {
+  const int64_t D = a.D, K = a.K, N = a.N, B = a.B;
+  const float inv_d = 1.0f / static_cast<float>(D);
+  float* LT = a.scratch;  // [D, K, QB]: query chunk's LUTs, transposed so one load serves QB queries
+  for (int64_t q0 = 0; q0 < B; q0 += QB) {
+    const int64_t nq = B - q0 < QB ? B - q0 : QB;
+#pragma omp parallel for schedule(static) num_threads(a.nthreads)
+    for (int64_t dk = 0; dk < D * K; ++dk)
+      for (int64_t j = 0; j < QB; ++j) LT[dk * QB + j] = j < nq ? a.lut[(q0 + j) * D * K + dk] : 0.0f;
+
+#pragma omp parallel num_threads(a.nthreads)
+    {
+      const int t = thread_id();
+      float th[QB];
+      for (int64_t j = 0; j < QB; ++j) {
+        const int64_t slot = static_cast<int64_t>(t) * B + q0 + j;
+        th[j] = j < nq ? heap_threshold(a.heap_scores + slot * a.k, a.heap_count[slot], a.k) : kInf;
+      }
+#pragma omp for schedule(dynamic, 1024)
+      for (int64_t n = 0; n < N; ++n) {
+        float acc[QB] = {0};
+        for (int64_t d = 0; d < D; ++d) {
+          const float* row = LT + (d * K + code_at(a.codes, a.ct, n * D + d)) * QB;
+          for (int64_t j = 0; j < QB; ++j) acc[j] += row[j];
+        }
+        const float f = item_scale(a, n) * inv_d;
+        int hits = 0;  // one vector compare (an int count vectorises; a bool `or` does not)
+        for (int64_t j = 0; j < QB; ++j) hits += acc[j] * f > th[j] ? 1 : 0;
+        if (hits == 0) continue;  // the heaps are touched only on a hit
+        for (int64_t j = 0; j < nq; ++j) {
+          const float s = finish(acc[j], item_scale(a, n), inv_d);
+          if (s > th[j]) th[j] = offer(a, t, q0 + j, n, s);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- quantized scan + exact re-rank
+void scan_topk_quantized(const ScanArgs& a) {
+  const int64_t D = a.D, N = a.N, B = a.B;
+  const float inv_d = 1.0f / static_cast<float>(D);
+  const int64_t nblocks = (N + kBlock - 1) / kBlock;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+#pragma omp parallel num_threads(a.nthreads)
+  {
+    const int t = thread_id();
+    uint8_t* ct = new uint8_t[kSuperBlocks * D * kBlock];  // [blocks, D, 64] transposed codes
+    float* sc = new float[kSuperBlocks * kBlock];          // [blocks, 64] scales in block order
+    // Superblocks are handed out dynamically: the heaps are per thread, so any split is valid,
+    // and a thread that the OS descheduled does not hold the others up.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t sb = 0; sb < nblocks; sb += kSuperBlocks) {
+      const int64_t nb = nblocks - sb < kSuperBlocks ? nblocks - sb : kSuperBlocks;
+      const int64_t nb_padded = (nb + kGroup - 1) / kGroup * kGroup;
+      // Transpose the items to [block, d, item] and lay out their scales; padding items (past
+      // N, or filling the last group) get code 0 and scale NaN, which fails every bound test.
+      for (int64_t b = 0; b < nb_padded; ++b) {
+        const int64_t base = (sb + b) * kBlock;
+        uint8_t* cb = ct + b * D * kBlock;
+        for (int64_t i = 0; i < kBlock; ++i) {
+          const int64_t n = base + i;
+          const uint8_t* row = static_cast<const uint8_t*>(a.codes) + n * D;
+          if (n < N)
+            for (int64_t d = 0; d < D; ++d) cb[d * kBlock + i] = row[d];
+          else
+            for (int64_t d = 0; d < D; ++d) cb[d * kBlock + i] = 0;
+        }
+        for (int64_t j = 0; j < kBlock; ++j) {
+          const int64_t n = base + block_item(j);
+          sc[b * kBlock + j] = n < N ? item_scale(a, n) : nan;
+        }
+      }
+      for (int64_t q = 0; q < B; ++q) {
+        const int64_t slot = static_cast<int64_t>(t) * B + q;
+        float th = heap_threshold(a.heap_scores + slot * a.k, a.heap_count[slot], a.k);
+        QueryBound qb{a.qlut + q * D * 256, a.qstep[q], a.qoffset[q], bound_of(th, D)};
+        uint64_t hits[kGroup];
+        alignas(64) uint16_t U[kGroup][kBlock];
+        for (int64_t g = 0; g < nb_padded; g += kGroup) {
+          block_hits(ct + g * D * kBlock, qb, D, sc + g * kBlock, hits, U);
+          for (int64_t h = 0; h < kGroup; ++h) {
+            for (uint64_t m = hits[h]; m != 0; m &= m - 1) {  // rare once the heap is full
+              const int64_t j = __builtin_ctzll(m);
+              const float s = sc[(g + h) * kBlock + j];
+              // The mask used the bound from the start of the group; re-test against the
+              // current one (it rises fast while the heap fills) before the exact re-rank.
+              if (!((qb.step * U[h][j] + qb.off) * s >= qb.bound)) continue;
+              const int64_t n = (sb + g + h) * kBlock + block_item(j);
+              const float score = finish(exact_sum(a, q, n), s, inv_d);
+              if (score > th) {
+                th = offer(a, t, q, n, score);
+                qb.bound = bound_of(th, D);
+              }
+            }
+          }
+        }
+      }
+    }
+    delete[] sc;
+    delete[] ct;
+  }
+}
+
+// ---------------------------------------------------------------- LUT preparation
+void all_finite(const float* x, int64_t n, int nthreads, bool* ok) {
+  // x * 0 is 0 for finite x and NaN for Inf/NaN, so one vectorised sum detects both.
+  float acc = 0.0f;
+#pragma omp parallel for reduction(+ : acc) schedule(static) num_threads(nthreads)
+  for (int64_t i = 0; i < n; ++i) acc += x[i] * 0.0f;
+  *ok = acc == 0.0f;
+}
+
+void quantize_luts(const float* lut, int64_t B, int64_t D, int64_t K, uint8_t* qlut, float* qstep, float* qoffset,
+                   int nthreads) {
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+  for (int64_t q = 0; q < B; ++q) {
+    const float* l = lut + q * D * K;
+    // Per-sub-space bias (minimum), one step per query (largest span / 127).
+    float span = 0.0f, magnitude = 0.0f;
+    double bias_sum = 0.0;
+    for (int64_t d = 0; d < D; ++d) {
+      float lo = l[d * K], hi = l[d * K];
+      for (int64_t c = 1; c < K; ++c) {
+        lo = l[d * K + c] < lo ? l[d * K + c] : lo;
+        hi = l[d * K + c] > hi ? l[d * K + c] : hi;
+      }
+      span = hi - lo > span ? hi - lo : span;
+      magnitude += std::fabs(lo) > std::fabs(hi) ? std::fabs(lo) : std::fabs(hi);
+      bias_sum += lo;
+    }
+    const float step = span > 0.0f ? span / static_cast<float>(kQuantMax) : 1.0f;
+    const float inv = 1.0f / step;
+    for (int64_t d = 0; d < D; ++d) {
+      float lo = l[d * K];
+      for (int64_t c = 1; c < K; ++c) lo = l[d * K + c] < lo ? l[d * K + c] : lo;
+      uint8_t* o = qlut + (q * D + d) * 256;
+      for (int64_t c = 0; c < K; ++c) {
+        float u = std::nearbyint((l[d * K + c] - lo) * inv);
+        u = u < 0.0f ? 0.0f : (u > static_cast<float>(kQuantMax) ? static_cast<float>(kQuantMax) : u);
+        o[c] = static_cast<uint8_t>(u);
+      }
+      for (int64_t c = K; c < 256; ++c) o[c] = 0;
+    }
+    // Each entry is within step / 2 of its float value (plus rounding of the arithmetic above);
+    // the extra 1e-4 relative term covers that rounding and the float sums of the scan.
+    const float slack = static_cast<float>(D) * step * 0.5f +
+                        1e-4f * (static_cast<float>(D * kQuantMax) * step + magnitude);
+    qstep[q] = step;
+    qoffset[q] = static_cast<float>(bias_sum + static_cast<double>(slack));
+  }
+}
+
+// ---------------------------------------------------------------- dense
+void scan_dense(const ScanArgs& a, float* out) {
+  const float inv_d = 1.0f / static_cast<float>(a.D);
+#pragma omp parallel for schedule(static) num_threads(a.nthreads)
+  for (int64_t q = 0; q < a.B; ++q)
+    for (int64_t n = 0; n < a.N; ++n) out[q * a.N + n] = finish(exact_sum(a, q, n), item_scale(a, n), inv_d);
+}
+
+}  // namespace VQ_ISA
+}  // namespace vqrec

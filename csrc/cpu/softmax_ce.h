@@ -1,0 +1,90 @@
+// Fused full-softmax cross-entropy over code-composed items (CPU).
+//
+// Items are code bags: e_n = (1/D) sum_d W[d, c_nd], e_hat_n = e_n / |e_n|. A query q_hat_b
+// (already normalised by the caller) scores item n with
+//   s_bn = q_hat_b . e_hat_n / t = alpha_n * sum_d LUT[b, d*K + c_nd],
+//   LUT[b, d*K + k] = q_hat_b . W[d, k],   alpha_n = 1 / (t * D * |e_n|)
+// so the logits are an ADC scan over a [B, D*K] look-up table: the N x H item matrix and the
+// B x N logits matrix never exist. The caller builds LUT with one GEMM (Q_hat W_flat^T) and
+// alpha with the code bag; this file does the scan with a per-query log-sum-exp (forward) and
+// the accumulation of dL/dLUT plus the per-item scalar rho_n = sum_b dlogit_bn * s_bn (backward),
+// from which the caller gets dq_hat = A W_flat, dW = A^T Q_hat + the |e_n| term.
+//
+// Two passes: forward computes lse per query; backward recomputes the logits from the same
+// LUT (bit-identical) and forms dlogit = g_b * exp(s_bn - lse_b), minus g_b at the target.
+//
+// Parallelism and determinism: queries are processed in blocks of kCeLanes (16) lanes; one
+// thread owns a whole block and walks all N items in order, so per-query results never depend
+// on the thread count. rho is written per block ([blocks, N] partials) and reduced in block
+// order; target corrections are applied afterwards in query order. No atomics.
+//
+// Shapes (row-major, contiguous):
+//   lut       float32 [B, D*K]
+//   codes     uint8 | int32 [N, D], values in [0, K)
+//   alpha     float32 [N]
+//   target    int64 [B]  item index in [0, N), or -1 = ignored query
+//   extra     float32 [B] or nullptr: one extra logit per query (an extra negative item)
+//   lse       float32 [B]  log-sum-exp over the N items (+ the extra logit)
+//   tgt_logit float32 [B]  s_{b, target_b} (0 for ignored queries)
+//   g         float32 [B]  dLoss/dloss_b (0 for ignored queries)
+//   grad_lut  float32 [B, D*K]  dL/dLUT
+//   rho       float32 [N]  sum_b dlogit_bn * s_bn
+#pragma once
+#include <cstdint>
+
+#include "common/isa.h"
+#include "cpu/code_bag.h"
+
+namespace vqrec {
+
+constexpr int64_t kCeLanes = 16;
+constexpr int64_t kCeAccumulators = 4;  // partial sums per logit (sub-spaces d = r mod 4)
+constexpr int64_t kCeChunk = 4096;      // items per backward chunk (its weights: 256 KiB, in L2)
+
+// The logit of item n for one query row of the LUT ([D*K]), summed in the kernels' order:
+// ((acc0 + acc1) + (acc2 + acc3)) * alpha_n, acc_r = 0 + sum over d = r mod 4 in increasing d,
+// so that loss = lse - target logit is consistent with the scan.
+float ce_item_logit(const float* lut_row, int64_t n, int64_t D, int64_t K, const void* codes, CodeType ct,
+                    const float* alpha);
+
+// ---- entry points (validate, dispatch, target corrections; throw std::invalid_argument) ----
+void code_softmax_ce_forward(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct,
+                             int64_t N, const float* alpha, const int64_t* target, const float* extra, float* lse,
+                             float* tgt_logit, int nthreads);
+void code_softmax_ce_backward(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct,
+                              int64_t N, const float* alpha, const int64_t* target, const float* lse, const float* g,
+                              float* grad_lut, float* rho, int nthreads);
+
+// ---- per-ISA float work (softmax_ce_kernels.cpp) ----
+// Processes query blocks [blk_begin, blk_end) of 16 lanes each (query b = 16 * blk + lane; the
+// lanes >= B of the last block score zero and write nothing). Forward writes lse for the lanes
+// of those blocks. Backward writes grad_lut rows of those blocks
+// (without the target term) and rho_part[(blk - blk_begin) * N + n] (partial rho per block).
+// The backward pass gathers instead of scattering: items are bucketed once per chunk of
+// kCeChunk items (bucket_idx / bucket_off below), and each (d, k) row of the block's gradient
+// is the sum of its bucket's item weights, added once per chunk. A scatter (row += w for every
+// item and sub-space) stalls on store-to-load hazards between nearby items with equal codes.
+struct CeScanArgs {
+  const float* lut;
+  int64_t B, D, K, N;
+  const void* codes;
+  CodeType ct;
+  const float* alpha;
+  const float* extra;  // forward only, may be nullptr
+  float* lse;          // forward: out; backward: in
+  const float* g;      // backward
+  float* grad_lut;     // backward
+  float* rho_part;     // backward
+  // backward: for chunk c (items [c*kCeChunk, ...)), the chunk-local item indices sorted by
+  // (d, code) are bucket_idx[c*kCeChunk*D ...] and bucket (d, k) spans
+  // [bucket_off[c*(D*K+1) + d*K + k], bucket_off[c*(D*K+1) + d*K + k + 1]) of them.
+  const uint16_t* bucket_idx;
+  const int32_t* bucket_off;
+  int64_t blk_begin, blk_end;
+  int nthreads;
+};
+
+VQ_DECLARE_ISA_FN(void, ce_scan_forward, (const CeScanArgs& a))
+VQ_DECLARE_ISA_FN(void, ce_scan_backward, (const CeScanArgs& a))
+
+}  // namespace vqrec

@@ -1,0 +1,57 @@
+// Torch-free, CUDA-header-free declarations of the CUDA entry points, so that the pybind11
+// binding file (compiled by the host C++ compiler) needs neither torch nor cuda_runtime.h.
+//
+// Every entry point takes raw device pointers (from tensor.data_ptr()) and the stream as an
+// opaque handle (torch.cuda.current_stream().cuda_stream); it enqueues work and returns without
+// synchronising. Bad sizes throw std::invalid_argument (-> ValueError); a failed launch throws
+// std::runtime_error with the CUDA error string.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace vqrec {
+namespace cuda {
+
+// code_type: 0 = uint8, 1 = int32 (same numbering as vqrec::CodeType on the CPU side).
+
+// ---- code bag (code_bag.cu) ----
+// W float32 [D, K, H] contiguous; codes [I, D]; row_of int64 [R] or null.
+// out float32 [R, H]: row r = (1/D) * sum_d W[d, codes[src(r), d]] with src(r) = row_of ? row_of[r] : r;
+// a row with row_of[r] == 0 (padding, only when row_of is given) is written as zeros.
+void code_bag_forward(const float* W, int64_t D, int64_t K, int64_t H, const void* codes, int code_type, int64_t I,
+                      const int64_t* row_of, int64_t R, float* out, void* stream);
+
+// Bytes of device workspace code_bag_backward needs for R rows (caller allocates it).
+size_t code_bag_backward_workspace_bytes(int64_t R, int64_t D, int64_t K);
+
+// grad_W float32 [D, K, H] = sum over rows r (skipping padding rows) of grad_out[r] / D at
+// (d, codes[src(r), d]). Deterministic: a stable radix sort of (d, code) keys, then one block
+// per (d, k) row sums its rows in increasing r. No atomics on floats.
+void code_bag_backward(const float* grad_out, int64_t D, int64_t K, int64_t H, const void* codes, int code_type,
+                       int64_t I, const int64_t* row_of, int64_t R, float* grad_W, void* workspace,
+                       size_t workspace_bytes, void* stream);
+
+// ---- ADC top-k (adc_topk.cu) ----
+// lut   fp16 [G, D, K, 8]: per group of 8 queries, LUT[q, d, k] (already scaled by 1/D) with the 8
+//       queries interleaved so that one 16-byte shared-memory load serves all 8.
+// codes uint8 [N, D]; item_scale float32 [N] or null (score *= item_scale[n]).
+// out_scores float32 [G*8, S, k], out_ids int32 [G*8, S, k]: per query and item split s, the
+// best k of the items [s*per_split, min(N, (s+1)*per_split)), best first; missing -> -inf / -1.
+// Requires K <= 256, 1 <= k <= 128, and D*K*16 + 8*640*8 bytes of shared memory per block.
+void adc_topk(const void* lut, int64_t G, int64_t D, int64_t K, const uint8_t* codes, int64_t N,
+              const float* item_scale, int64_t k, int64_t S, float* out_scores, int32_t* out_ids, void* stream);
+// Shared memory (bytes) adc_topk needs per block; 0 if the current device cannot provide it.
+size_t adc_topk_smem_bytes(int64_t D, int64_t K);
+
+// ---- fused code-composed softmax cross-entropy, forward log-sum-exp (softmax_ce.cu) ----
+// lut fp32 [G, D, K, 4]: per group of 4 queries, LUT[q, d, k] (already scaled by 1/D), interleaved.
+// logits[b, n] = item_scale[n] * sum_d LUT[b, d, codes[n, d]] (item_scale may be null = 1).
+// Per query and item split s: part_m[b, s] = max logit, part_s[b, s] = sum exp(logit - part_m)
+// over items [s*per_split, min(N, (s+1)*per_split)) (an empty split gives -inf, 0).
+void softmax_ce_lse(const float* lut, int64_t G, int64_t D, int64_t K, const uint8_t* codes, int64_t N,
+                    const float* item_scale, int64_t S, float* part_m, float* part_s, void* stream);
+// Shared memory (bytes) softmax_ce_lse needs per block; 0 if the current device cannot provide it.
+size_t softmax_ce_lse_smem_bytes(int64_t D, int64_t K);
+
+}  // namespace cuda
+}  // namespace vqrec

@@ -1,0 +1,202 @@
+"""score_topk / score_all against the float64 brute-force reference, at every SIMD level and in
+both scans (exact float LUTs; quantized LUTs + exact re-rank). Scores must match within 1e-5
+(relative to the largest score); ids are checked through their reference scores, so ties may
+resolve differently."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import vqrec_fast as vf
+from vqrec_fast.reference import score_all_ref, score_topk_ref
+
+from tolerance import assert_close
+
+MODES = ["exact", "quantized", "dense"]
+
+
+def make(B, N, D, K, H, seed=0, dtype=torch.uint8):
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(D, K, H, generator=g)
+    codes = torch.randint(0, K, (N, D), generator=g).to(dtype)
+    q = torch.randn(B, H, generator=g)
+    return q, W, codes
+
+
+def check_topk(got, q, W, codes, k, *, item_scale=None, exclude=None, metric="ip"):
+    s, i = got
+    ref_s, _ = score_topk_ref(q, W, codes, k, item_scale, exclude, metric)
+    assert s.dtype == torch.float32 and i.dtype == torch.int64
+    assert s.shape == i.shape == ref_s.shape
+    finite = torch.isfinite(ref_s)
+    assert torch.equal(torch.isfinite(s), finite), "number of results per row differs"
+    assert bool((i[~finite] == -1).all())
+    tol = 1e-5 * max(1.0, float(ref_s[finite].abs().max())) if bool(finite.any()) else 1e-5
+    assert_close(s[finite], ref_s[finite], rtol=0, atol=tol, name="top-k scores")
+    # every returned id really has the returned score, and no id repeats within a row
+    full = score_all_ref(q, W, codes, item_scale, metric)
+    rows = torch.arange(s.shape[0]).unsqueeze(1).expand_as(i)
+    assert_close(full[rows[finite], i[finite]], s[finite], rtol=0, atol=tol, name="scores of returned ids")
+    for b in range(i.shape[0]):
+        ids = i[b][i[b] >= 0]
+        assert ids.unique().numel() == ids.numel()
+        if exclude is not None:
+            assert not bool(torch.isin(ids, torch.as_tensor(exclude[b], dtype=torch.int64)).any())
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("metric", ["ip", "cosine"])
+@pytest.mark.parametrize(
+    "B,N,D,K,H,k",
+    [(37, 3001, 32, 256, 48, 10), (5, 777, 7, 19, 23, 50), (1, 130, 3, 256, 5, 1), (18, 64, 1, 4, 9, 7)],
+)
+def test_matches_reference(simd_level, mode, metric, B, N, D, K, H, k):
+    q, W, codes = make(B, N, D, K, H)
+    check_topk(vf.score_topk(q, W, codes, k, metric=metric, mode=mode), q, W, codes, k, metric=metric)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_item_scale_and_int_codes(simd_level, mode):
+    q, W, codes = make(9, 1500, 6, 200, 16, seed=1, dtype=torch.int64)
+    scale = torch.rand(1500, generator=torch.Generator().manual_seed(2)) * 3
+    scale[::7] = 0.0
+    got = vf.score_topk(q, W, codes, 20, item_scale=scale, mode=mode)
+    check_topk(got, q, W, codes, 20, item_scale=scale)
+
+
+def test_large_k_uses_exact_for_wide_codebooks(simd_level):
+    q, W, codes = make(4, 500, 4, 300, 8, seed=3, dtype=torch.int32)  # K > 256: exact scan only
+    check_topk(vf.score_topk(q, W, codes, 5), q, W, codes, 5)
+    with pytest.raises(ValueError, match="K <= 256"):
+        vf.score_topk(q, W, codes, 5, mode="quantized")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_exclusions(simd_level, mode):
+    q, W, codes = make(6, 900, 8, 64, 12, seed=4)
+    full = score_all_ref(q, W, codes)
+    top = full.topk(30, dim=1).indices
+    exclude = [top[b, : 3 * b + 1] for b in range(6)]  # the best items, a different count per row
+    exclude[2] = torch.tensor([], dtype=torch.int64)
+    exclude[3] = torch.cat([exclude[3], exclude[3]])  # repeats are fine
+    got = vf.score_topk(q, W, codes, 10, exclude=exclude, mode=mode)
+    check_topk(got, q, W, codes, 10, exclude=exclude)
+    # the same as CSR
+    offsets = torch.tensor([0] + [len(e) for e in exclude]).cumsum(0)
+    csr = (offsets, torch.cat(exclude))
+    got_csr = vf.score_topk(q, W, codes, 10, exclude=csr, mode=mode)
+    assert torch.equal(got[0], got_csr[0])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_exclusions_leave_fewer_than_k(simd_level, mode):
+    q, W, codes = make(2, 20, 4, 16, 6, seed=5)
+    exclude = [torch.arange(0, 20, 2), torch.arange(20)]
+    s, i = vf.score_topk(q, W, codes, 15, exclude=exclude, mode=mode)
+    assert s.shape == (2, 15)
+    assert int((i[0] >= 0).sum()) == 10 and bool((i[1] == -1).all())
+    assert bool(torch.isinf(s[1]).all()) and bool((s[1] < 0).all())
+    check_topk((s, i), q, W, codes, 15, exclude=exclude)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ties(simd_level, mode):
+    # 4 distinct items repeated: every score is tied many times over
+    q, W, codes = make(5, 4, 8, 32, 10, seed=6)
+    codes = codes.repeat(50, 1)
+    s, i = vf.score_topk(q, W, codes, 30, mode=mode)
+    check_topk((s, i), q, W, codes, 30)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_k_above_n_and_empty(simd_level, mode):
+    q, W, codes = make(3, 5, 4, 16, 6, seed=7)
+    s, i = vf.score_topk(q, W, codes, 50, mode=mode)
+    assert s.shape == (3, 5)
+    check_topk((s, i), q, W, codes, 50)
+    s, i = vf.score_topk(q, W, codes[:0], 5, mode=mode)
+    assert s.shape == (3, 0) and i.shape == (3, 0)
+    s, i = vf.score_topk(q[:0], W, codes, 5, mode=mode)
+    assert s.shape == (0, 5)
+
+
+def test_query_chunks(simd_level, monkeypatch):
+    import importlib
+
+    st = importlib.import_module("vqrec_fast.ops.score_topk")
+    monkeypatch.setattr(st, "_QUERY_CHUNK", 4)  # several native calls, exclusions sliced per chunk
+    monkeypatch.setattr(st, "_DENSE_SCORES", 1000)  # several GEMMs in the small-N strategy
+    q, W, codes = make(11, 300, 5, 32, 8, seed=8)
+    exclude = [torch.arange(b, 300, 11) for b in range(11)]
+    for mode in ("auto", "dense"):
+        got = vf.score_topk(q, W, codes, 7, exclude=exclude, mode=mode)
+        check_topk(got, q, W, codes, 7, exclude=exclude)
+
+
+@pytest.mark.parametrize("metric", ["ip", "cosine"])
+def test_score_all(simd_level, metric):
+    q, W, codes = make(7, 333, 6, 40, 11, seed=9)
+    got = vf.score_all(q, W, codes, metric=metric)
+    ref = score_all_ref(q, W, codes, metric=metric)
+    assert_close(got, ref, rtol=0, atol=1e-5 * float(ref.abs().max()), name="score_all")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_real_published_codes(scientific_dir, simd_level, mode):
+    faiss = pytest.importorskip("faiss")
+    ix = faiss.read_index(str(scientific_dir / "Scientific.OPQ32,IVF1,PQ32x8.strict.index"))
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(ix))
+    n, size = ivf.invlists.list_size(0), ivf.invlists.code_size
+    codes = torch.from_numpy(faiss.rev_swig_ptr(ivf.invlists.get_codes(0), n * size).copy().reshape(n, size))
+    W = torch.from_numpy(faiss.vector_to_array(ivf.pq.centroids).reshape(ivf.pq.M, ivf.pq.ksub, ivf.pq.dsub))
+    q = torch.randn(64, W.shape[2], generator=torch.Generator().manual_seed(10))
+    history = [codes.shape[0] - 1 - torch.arange(b) for b in range(64)]
+    got = vf.score_topk(q, W, codes, 50, metric="cosine", exclude=history, mode=mode)
+    check_topk(got, q, W, codes, 50, exclude=history, metric="cosine")
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_bad_inputs():
+    q, W, codes = make(3, 40, 4, 16, 6, seed=11)
+    with pytest.raises(ValueError, match=r"queries\[1, 2\]"):
+        bad = q.clone()
+        bad[1, 2] = float("nan")
+        vf.score_topk(bad, W, codes, 3)
+    with pytest.raises(ValueError, match=r"W\[0, 5, 1\]"):
+        bad = W.clone()
+        bad[0, 5, 1] = float("inf")
+        vf.score_topk(q, bad, codes, 3)
+    with pytest.raises(ValueError, match=r"codes\[7, 2\] = 16"):
+        bad = codes.to(torch.int32)
+        bad[7, 2] = 16
+        vf.score_topk(q, W, bad, 3)
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        vf.score_topk(q, W, codes, 0)
+    with pytest.raises(ValueError, match="H=5"):
+        vf.score_topk(q[:, :5], W, codes, 3)
+    with pytest.raises(ValueError, match="sub-spaces"):
+        vf.score_topk(q, W, codes[:, :3], 3)
+    with pytest.raises(TypeError, match="queries must be float32"):
+        vf.score_topk(q.double(), W, codes, 3)
+    with pytest.raises(TypeError, match="codes must be an integer tensor"):
+        vf.score_topk(q, W, codes.float(), 3)
+    with pytest.raises(ValueError, match="metric"):
+        vf.score_topk(q, W, codes, 3, metric="l2")
+    with pytest.raises(ValueError, match="mode"):
+        vf.score_topk(q, W, codes, 3, mode="fast")
+    with pytest.raises(ValueError, match=r"item_scale\[4\]"):
+        scale = torch.ones(40)
+        scale[4] = -1.0
+        vf.score_topk(q, W, codes, 3, item_scale=scale)
+    with pytest.raises(ValueError, match=r"item_scale must have shape \[N\]"):
+        vf.score_topk(q, W, codes, 3, item_scale=torch.ones(39))
+    with pytest.raises(ValueError, match="query 1 lists item id 40"):
+        vf.score_topk(q, W, codes, 3, exclude=[[0], [40], []])
+    with pytest.raises(ValueError, match="one id collection per query"):
+        vf.score_topk(q, W, codes, 3, exclude=[[0]])
+    with pytest.raises(ValueError, match=r"W\[0, 0, 0\]"):  # no query: W is still checked
+        bad = W.clone()
+        bad[0, 0, 0] = float("nan")
+        vf.score_topk(q[:0], bad, codes, 3)

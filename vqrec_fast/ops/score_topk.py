@@ -1,0 +1,339 @@
+"""ADC top-k scoring of code-composed items (``score_topk``) and dense scoring (``score_all``).
+
+Shapes and dtypes:
+  queries     float32 [B, H]     user / query vectors
+  W           float32 [D, K, H]  codebooks (the code-bag table)
+  codes       integer [N, D]     item codes in [0, K); item ids are row indices 0..N-1
+  item_scale  float32 [N] >= 0   optional per-item factor s_n (default 1)
+  score(q, n) = (1/D) * sum_d LUT_q[d, codes[n, d]] * s_n,   LUT_q[d, k] = <q, W[d, k]>
+metric="cosine" normalises the queries and defaults s_n to 1 / ||item_n|| (item_n = code bag of
+n), so the score is the cosine between query and item, as VQ-Rec scores.
+
+The LUTs are one GEMM in PyTorch; the scan over items is native (csrc/cpu/score_topk*.cpp):
+a streaming top-k that never holds the B x N matrix. On AVX-512 machines it scans uint8
+quantized LUTs and re-ranks a short list exactly; elsewhere it scans the float LUTs. Both give
+the exact float32 scores. Without the native extension the pure-PyTorch reference is used.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from .. import _validate as V
+from .._native import _C, num_threads, simd_level
+from ..reference import score_topk as ref
+from .code_bag import code_bag
+
+METRICS = ("ip", "cosine")
+MODES = ("auto", "exact", "quantized", "dense")
+Exclude = Union[None, Sequence, Tuple[Tensor, Tensor]]
+
+_SCALE_CHUNK = 16384  # items per code-bag chunk when computing norms (20 MB at H = 300)
+_QUERY_CHUNK = 512  # queries per native call: bounds the LUTs to 512 * D * K * 4 bytes (16 MB)
+_DENSE_SCORES = 1 << 24  # scores held at once by the small-N strategy (64 MB)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_queries(queries: Tensor, H: int) -> None:
+    V.check_float32(queries, "queries")
+    V.check_ndim(queries, 2, "queries", "[B, H]")
+    if queries.shape[1] != H:
+        raise ValueError(f"queries have H={queries.shape[1]} (shape {tuple(queries.shape)}) but W has H={H}")
+
+
+def _check_k(k) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+
+
+def _check_inputs(queries: Tensor, W: Tensor, codes: Tensor, metric: str) -> None:
+    """Types, shapes and code ranges. Finiteness of W and queries is checked on the LUTs in C++
+    (one pass over B * D * K floats instead of D * K * H), then diagnosed here on failure."""
+    V.check_float32(W, "W")
+    V.check_ndim(W, 3, "W", "[D, K, H]")
+    D, K, H = W.shape
+    if D < 1 or K < 1:
+        raise ValueError(f"W must have D >= 1 and K >= 1, got shape {tuple(W.shape)}")
+    _check_queries(queries, H)
+    V.check_codes(codes, K, D, "codes")
+    V.check_same_device([queries, W, codes], ["queries", "W", "codes"])
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if queries.shape[0] == 0 or codes.shape[0] == 0:
+        _check_finite(W, "W")  # no LUT pass will see W
+
+
+def _check_finite(x: Tensor, name: str) -> None:
+    """Raises ValueError naming the first non-finite element of float32 x. One native pass on one
+    thread: a parallel torch check costs more in synchronisation than in work at these sizes."""
+    if _C is not None and x.device.type == "cpu" and x.is_contiguous() and x.dtype == torch.float32:
+        if _C.all_finite(x.data_ptr(), x.numel(), 1):
+            return
+    V.check_finite(x, name)
+
+
+def _diagnose_lut_error(exc: ValueError, queries: Tensor, W: Tensor) -> ValueError:
+    """Names the input behind a non-finite LUT reported by the native core."""
+    if not str(exc).startswith("lut:"):
+        return exc
+    for x, name in ((queries, "queries"), (W, "W")):
+        try:
+            V.check_finite(x, name)
+        except ValueError as named:
+            return named
+    return ValueError("the query LUTs <q, W[d, k]> overflow float32; scale queries or W down")
+
+
+def _check_scale(item_scale: Optional[Tensor], N: int) -> Optional[Tensor]:
+    if item_scale is None:
+        return None
+    V.check_float32(item_scale, "item_scale")
+    if item_scale.shape != (N,):
+        raise ValueError(f"item_scale must have shape [N] = [{N}], got {tuple(item_scale.shape)}")
+    _check_finite(item_scale, "item_scale")
+    if N and float(item_scale.min()) < 0:
+        n = int(item_scale.argmin())
+        raise ValueError(f"item_scale[{n}] = {float(item_scale[n])} is negative; scales must be >= 0")
+    return item_scale.contiguous()
+
+
+def exclusion_csr(exclude: Exclude, B: int, N: int) -> Optional[Tuple[Tensor, Tensor]]:
+    """Normalises `exclude` to CSR (offsets int64 [B + 1], ids int64, sorted unique per row).
+
+    Accepts a sequence of B id collections (tensors or lists) or a CSR pair (offsets, ids)."""
+    if exclude is None:
+        return None
+    if isinstance(exclude, tuple) and len(exclude) == 2 and all(isinstance(t, Tensor) for t in exclude):
+        offsets, ids = exclude
+        V.check_ndim(offsets, 1, "exclude offsets", "[B + 1]")
+        if offsets.shape[0] != B + 1:
+            raise ValueError(f"exclude offsets must have B + 1 = {B + 1} entries, got {offsets.shape[0]}")
+        offsets = offsets.to(torch.int64)
+        if B and (int(offsets[0]) != 0 or bool((offsets[1:] < offsets[:-1]).any()) or int(offsets[-1]) != ids.numel()):
+            raise ValueError("exclude offsets must start at 0, be non-decreasing and end at len(ids)")
+        rows = torch.repeat_interleave(torch.arange(B), offsets.diff()) if B else torch.zeros(0, dtype=torch.int64)
+        ids = ids.reshape(-1).to(torch.int64)
+    else:
+        if len(exclude) != B:
+            raise ValueError(f"exclude must hold one id collection per query (B = {B}), got {len(exclude)}")
+        parts = [torch.as_tensor(e, dtype=torch.int64).reshape(-1) for e in exclude]
+        ids = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
+        rows = torch.repeat_interleave(torch.arange(B), torch.tensor([p.numel() for p in parts], dtype=torch.int64))
+    if ids.numel():
+        bad = (ids < 0) | (ids >= N)
+        if bool(bad.any()):
+            j = int(bad.nonzero()[0])
+            raise ValueError(f"exclude: query {int(rows[j])} lists item id {int(ids[j])} outside [0, N={N})")
+    key = torch.unique(rows * max(N, 1) + ids)  # sorted: by row, then id; repeats removed
+    counts = torch.bincount(key // max(N, 1), minlength=B)
+    offsets = torch.zeros(B + 1, dtype=torch.int64)
+    offsets[1:] = counts.cumsum(0)
+    return offsets, (key % max(N, 1)).contiguous()
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+
+def query_luts(queries: Tensor, W: Tensor, metric: str = "ip") -> Tensor:
+    """float32 [B, D, K] LUTs (queries normalised first for metric="cosine"): one GEMM."""
+    D, K, H = W.shape
+    q = torch.nn.functional.normalize(queries, dim=1) if metric == "cosine" else queries
+    return torch.matmul(q, W.reshape(D * K, H).t()).reshape(q.shape[0], D, K)
+
+
+def item_scales(W: Tensor, codes: Tensor) -> Tensor:
+    """float32 [N] 1 / ||item_n|| (0 for an all-zero item), item_n = code bag of n.
+
+    Computed in chunks so that at most _SCALE_CHUNK x H floats of items exist at once."""
+    N = codes.shape[0]
+    out = torch.empty(N, dtype=torch.float32)
+    with torch.no_grad():
+        for s in range(0, N, _SCALE_CHUNK):
+            norms = code_bag(W, codes[s : s + _SCALE_CHUNK]).norm(dim=1)
+            out[s : s + _SCALE_CHUNK] = torch.where(norms > 0, 1.0 / norms, torch.zeros_like(norms))
+    return out
+
+
+def _resolve_mode(mode: str, K: int, D: int, N: int) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    fits = K <= 256 and D * 127 < 65536
+    if mode == "quantized" and not fits:
+        raise ValueError(f"mode='quantized' needs K <= 256 and D <= 516 (got K={K}, D={D})")
+    if mode == "auto" and N <= D * K:
+        # Fewer items than LUT entries: the [N, H] item matrix is smaller than the LUTs
+        # [B, D*K], so one GEMM against the items beats building the LUTs (e.g. full-ranking
+        # evaluation over a few thousand real items).
+        return "dense"
+    if mode == "auto":
+        # The quantized scan pays off where the VBMI byte permutes exist; elsewhere the float
+        # scan (one vector load per code for 16 queries) is faster.
+        return "quantized" if fits and simd_level() == "avx512" else "exact"
+    return mode
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def score_topk(
+    queries: Tensor,
+    W: Tensor,
+    codes: Tensor,
+    k: int,
+    *,
+    item_scale: Optional[Tensor] = None,
+    exclude: Exclude = None,
+    metric: str = "ip",
+    mode: str = "auto",
+) -> Tuple[Tensor, Tensor]:
+    """Top-k items per query by ADC score, without materialising the B x N score matrix.
+
+    Args:
+        queries: float32 [B, H].
+        W: float32 [D, K, H] codebooks.
+        codes: integer [N, D] in [0, K) (uint8 preferred); item id = row index.
+        k: >= 1; k > N returns N columns.
+        item_scale: float32 [N], finite, >= 0; multiplies each item's score. For
+            metric="cosine" it defaults to 1 / ||item_n|| (pass precomputed scales to save the
+            O(N * D * H) norm computation, as ``CodeIndex`` does).
+        exclude: per-query item ids never to return: a sequence of B id collections, or a CSR
+            pair (offsets int64 [B + 1], ids int64).
+        metric: "ip" or "cosine" (queries normalised, items scaled by 1 / norm).
+        mode: "auto" | "exact" (float LUT scan) | "quantized" (uint8 LUT scan + exact re-rank).
+    Returns:
+        (scores float32 [B, min(k, N)], ids int64 [B, min(k, N)]), best first; ties may be
+        ordered differently from torch.topk. Rows with fewer admissible items end in
+        score -inf, id -1.
+    """
+    _check_inputs(queries, W, codes, metric)
+    _check_k(k)
+    item_scale = _check_scale(item_scale, codes.shape[0])
+    return topk_checked(queries, W, codes, k, item_scale, exclude, metric, mode)
+
+
+def topk_checked(
+    queries: Tensor,
+    W: Tensor,
+    codes: Tensor,
+    k: int,
+    item_scale: Optional[Tensor],
+    exclude: Exclude,
+    metric: str,
+    mode: str = "auto",
+) -> Tuple[Tensor, Tensor]:
+    """``score_topk`` for arguments already validated (W, codes, item_scale, k), e.g. by CodeIndex;
+    queries and exclude are checked here."""
+    B, N = queries.shape[0], codes.shape[0]
+    D, K, H = W.shape
+    _check_queries(queries, H)
+    csr = exclusion_csr(exclude, B, N)
+    run = _resolve_mode(mode, K, D, N)
+    kk = min(k, N)
+    if B == 0 or N == 0:
+        return torch.empty(B, kk, dtype=torch.float32), torch.empty(B, kk, dtype=torch.int64)
+    if _C is None or queries.device.type != "cpu":
+        V.check_finite(queries, "queries")
+        V.check_finite(W, "W")
+        rows = None if csr is None else [csr[1][csr[0][b] : csr[0][b + 1]] for b in range(B)]
+        s, i = ref.score_topk_ref(queries, W, codes, kk, item_scale, rows, metric)
+        return s.float(), i
+    if run == "dense":
+        return _topk_dense(queries, W, codes, kk, item_scale, csr, metric)
+    if metric == "cosine" and item_scale is None:
+        item_scale = item_scales(W, codes)
+    if run == "quantized":
+        c, ct = codes.to(torch.uint8).contiguous(), "uint8"
+    else:
+        c, ct = V.native_code_tensor(codes)
+    Wc = W.contiguous()
+    out_s = torch.empty(B, kk, dtype=torch.float32)
+    out_i = torch.empty(B, kk, dtype=torch.int64)
+    for b0 in range(0, B, _QUERY_CHUNK):  # LUT memory stays bounded for any B
+        b1 = min(B, b0 + _QUERY_CHUNK)
+        with torch.no_grad():
+            lut = query_luts(queries[b0:b1], Wc, metric).contiguous()
+        if csr is None:
+            off = ids = None
+        else:
+            lo, hi = int(csr[0][b0]), int(csr[0][b1])
+            off, ids = (csr[0][b0 : b1 + 1] - lo).contiguous(), csr[1][lo:hi].contiguous()
+        try:
+            _C.score_topk(
+                lut.data_ptr(), b1 - b0, D, K, c.data_ptr(), ct, N,
+                0 if item_scale is None else item_scale.data_ptr(),
+                0 if off is None else off.data_ptr(), 0 if ids is None else ids.data_ptr(),
+                kk, run == "quantized", out_s[b0:b1].data_ptr(), out_i[b0:b1].data_ptr(), num_threads(),
+            )
+        except ValueError as exc:
+            raise _diagnose_lut_error(exc, queries, W) from None
+    return out_s, out_i
+
+
+def _topk_dense(
+    queries: Tensor, W: Tensor, codes: Tensor, kk: int, item_scale: Optional[Tensor], csr, metric: str
+) -> Tuple[Tensor, Tensor]:
+    """Small-N strategy: items [N, H] by the native code bag, then one GEMM and top-k per chunk
+    of queries sized so that at most _DENSE_SCORES scores exist at once."""
+    _check_finite(queries, "queries")
+    _check_finite(W, "W")
+    B, N = queries.shape[0], codes.shape[0]
+    with torch.no_grad():
+        items = code_bag(W, codes)
+        if metric == "cosine":
+            queries = torch.nn.functional.normalize(queries, dim=1)
+            if item_scale is None:  # zero items keep score 0, as with item_scale 0
+                items = torch.nn.functional.normalize(items, dim=1)
+        if item_scale is not None:
+            items = items * item_scale.unsqueeze(1)
+        items_t = items.t()
+        rows_per_chunk = max(1, _DENSE_SCORES // N)
+        parts_s, parts_i = [], []
+        for b0 in range(0, B, rows_per_chunk):
+            b1 = min(B, b0 + rows_per_chunk)
+            scores = torch.matmul(queries[b0:b1], items_t)
+            if csr is not None:
+                lo, hi = int(csr[0][b0]), int(csr[0][b1])
+                rows = torch.repeat_interleave(torch.arange(b1 - b0), csr[0][b0 : b1 + 1].diff())
+                scores[rows, csr[1][lo:hi]] = float("-inf")
+            s, i = scores.topk(kk, dim=1)
+            if csr is not None:  # rows with fewer than kk admissible items
+                i = i.masked_fill_(torch.isneginf(s), -1)
+            parts_s.append(s)
+            parts_i.append(i)
+    if len(parts_s) == 1:
+        return parts_s[0], parts_i[0]
+    return torch.cat(parts_s), torch.cat(parts_i)
+
+
+def score_all(
+    queries: Tensor, W: Tensor, codes: Tensor, *, item_scale: Optional[Tensor] = None, metric: str = "ip"
+) -> Tensor:
+    """Dense float32 [B, N] scores (same definition as ``score_topk``); for small N / analysis."""
+    _check_inputs(queries, W, codes, metric)
+    B, N = queries.shape[0], codes.shape[0]
+    D, K, _ = W.shape
+    item_scale = _check_scale(item_scale, N)
+    if B == 0 or N == 0:
+        return torch.empty(B, N, dtype=torch.float32)
+    if metric == "cosine" and item_scale is None:
+        item_scale = item_scales(W, codes)
+    if _C is None or queries.device.type != "cpu":
+        V.check_finite(queries, "queries")
+        V.check_finite(W, "W")
+        return ref.score_all_ref(queries, W, codes, item_scale, metric).float()
+    with torch.no_grad():
+        lut = query_luts(queries, W.contiguous(), metric).contiguous()
+    c, ct = V.native_code_tensor(codes)
+    out = torch.empty(B, N, dtype=torch.float32)
+    try:
+        _C.score_all(
+            lut.data_ptr(), B, D, K, c.data_ptr(), ct, N, 0 if item_scale is None else item_scale.data_ptr(),
+            out.data_ptr(), num_threads(),
+        )
+    except ValueError as exc:
+        raise _diagnose_lut_error(exc, queries, W) from None
+    return out
