@@ -6,6 +6,7 @@ import json
 
 from vqrec_fast import synthetic
 from vqrec_fast.cli import main
+from tests._single_thread import single_thread  # noqa: F401  (autouse)
 
 
 def test_quickstart_then_evaluate_and_recommend(tmp_path, capsys):

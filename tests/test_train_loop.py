@@ -13,6 +13,7 @@ from vqrec_fast import synthetic
 from vqrec_fast.data import load_atomic
 from vqrec_fast.train import Trainer, checkpoint, load_config, load_trained
 from vqrec_fast.train.config import DOCS, TrainConfig, example_yaml
+from tests._single_thread import single_thread  # noqa: F401  (autouse)
 
 
 @pytest.fixture(scope="module")
