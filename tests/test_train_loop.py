@@ -140,3 +140,19 @@ def test_missing_files_are_named(tiny, tmp_path):
         Trainer(_cfg(tmp_path, "m", codes=str(tmp_path / "codes.npy")), tiny)
     with pytest.raises(FileNotFoundError, match="last.pt"):
         Trainer(_cfg(tmp_path, "fresh"), tiny).fit(resume=True)
+
+
+def test_baselines_command_writes_one_table(tiny, tmp_path, capsys):
+    from vqrec_fast.cli import main
+
+    data = tiny.meta["path"]
+    rc = main(["baselines", "--data", data, "--out", str(tmp_path / "exp"), "--models", "sasrec,vqrec-random",
+               "--epochs", "1", "--threads", "1", "--no-progress", "--set", "hidden=32", "--set", "inner=16",
+               "--set", "num_subspaces=4", "--set", "codebook_size=16", "--set", "plot=false"])
+    assert rc == 0
+    table = (tmp_path / "exp" / "results.md").read_text().splitlines()
+    assert table[0].startswith("| model | R@10") and [r.split(" | ")[0] for r in table[2:]] == ["| sasrec", "| vqrec-random"]
+    rows = json.loads((tmp_path / "exp" / "results.json").read_text())
+    assert rows[1]["config"]["codes"] == "random" and rows[0]["config"]["model"] == "sasrec"
+    assert main(["baselines", "--data", data, "--models", "gru"]) == 2
+    assert "unknown model variant" in capsys.readouterr().err

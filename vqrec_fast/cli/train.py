@@ -1,4 +1,4 @@
-"""``vqrec-fast train | evaluate | recommend | experiment``."""
+"""``vqrec-fast train | evaluate | recommend | baselines``."""
 from __future__ import annotations
 
 import json
@@ -141,7 +141,8 @@ def register(sub) -> None:
     p.add_argument("--data", help="dataset directory (default: the run's)")
     p.set_defaults(func=run_recommend)
 
-    p = sub.add_parser("experiment", help="VQ-Rec and baselines on one dataset, same loop, one results table")
+    # "baselines", not "experiment": the transfer branch owns the `experiment` command group
+    p = sub.add_parser("baselines", help="VQ-Rec and baselines on one dataset, same loop, one results table")
     _common(p, data=False)
     p.add_argument("--data", required=True, help="dataset directory")
     p.add_argument("--models", default="vqrec-published,sasrec,text,vqrec-opq,vqrec-random",
