@@ -11,6 +11,7 @@ from vqrec_fast.data import Examples
 from vqrec_fast.models import SASRec
 from vqrec_fast.train.evaluate import evaluate
 from vqrec_fast.train.metrics import metrics_from_ranks, target_ranks
+from tests._single_thread import single_thread  # noqa: F401  (autouse)
 
 
 def test_ranks_from_topk_ids():

@@ -12,6 +12,7 @@ import torch
 from vqrec_fast.data import Examples
 from vqrec_fast.models import PackedLayout, VQRec
 from vqrec_fast.train.batches import build_rows, eval_rows, iter_batches
+from tests._single_thread import single_thread  # noqa: F401  (autouse)
 
 
 def _user_prefixes(seed=0, users=40, max_seq=14):

@@ -34,6 +34,9 @@ BRANDS = ["Labcraft", "SciPro", "Northbench", "Kestrel", "Vantor", "Helix Supply
 def generate(num_items: int = 600, num_users: int = 1500, min_len: int = 5, max_len: int = 20, p_stay: float = 0.3,
              seed: int = 0):
     """Returns (item_texts [num_items], sequences: list of lists of 0-based item indices)."""
+    if num_items < 2 or num_users < 1 or not 1 <= min_len <= max_len:
+        raise ValueError(f"need num_items >= 2, num_users >= 1 and 1 <= min_len <= max_len, got "
+                         f"{num_items}, {num_users}, {min_len}, {max_len}")
     rng = np.random.default_rng(seed)
     C = len(CATEGORIES)
     cat_of = rng.integers(0, C, num_items)
@@ -43,20 +46,25 @@ def generate(num_items: int = 600, num_users: int = 1500, min_len: int = 5, max_
         c = CATEGORIES[cat_of[i]]
         texts.append(f"{rng.choice(ADJECTIVES)} {c} {rng.choice(list('ABCDEFGHKMPRSTX'))}{rng.integers(10, 999)}. "
                      f"Industrial & Scientific > Lab Supplies > {c.title()}. {rng.choice(BRANDS)}.")
-    successor = rng.permutation(C)  # category c is usually followed by successor[c]
+    # one random cycle through the non-empty categories: c is usually followed by successor[c]
+    # (a single cycle, so a user never gets stuck among empty categories)
+    order = rng.permutation(np.nonzero([len(ix) > 0 for ix in items_of])[0])
+    successor = np.zeros(C, dtype=np.int64)
+    successor[order] = np.roll(order, -1)
     pop = [1.0 / np.arange(1, len(ix) + 1) ** 0.8 for ix in items_of]
     seqs = []
     for _ in range(num_users):
         n = int(rng.integers(min_len, max_len + 1))
-        c = int(rng.integers(0, C))
+        c = int(rng.choice(order))
         seq: List[int] = []
         while len(seq) < n:
-            if len(items_of[c]):
-                p = pop[c] / pop[c].sum()
-                item = int(items_of[c][rng.choice(len(p), p=p)])
-                if not seq or item != seq[-1]:
-                    seq.append(item)
-            c = c if rng.random() < p_stay else int(successor[c])
+            p = pop[c] / pop[c].sum()
+            item = int(items_of[c][rng.choice(len(p), p=p)])
+            if not seq or item != seq[-1]:
+                seq.append(item)
+            # leave a one-item category at once when it is the only one (no immediate repeats)
+            stay = rng.random() < p_stay and (len(items_of[c]) > 1 or len(order) == 1)
+            c = c if stay else int(successor[c])
         seqs.append(seq)
     return texts, seqs
 

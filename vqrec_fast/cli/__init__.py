@@ -13,6 +13,8 @@ COMMANDS: List[str] = [
     "data",
     "encode",
     "codes",
+    "train",
+    "quickstart",
     "pretrain",
     "finetune",
     "experiment",

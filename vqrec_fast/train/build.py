@@ -8,7 +8,7 @@ import torch
 from ..data import SeqDataset
 from ..models import SASRec, SeqRecModel, TextSeqRec, VQRec
 from .config import TrainConfig
-from .items import load_codes, text_vectors
+from .items import load_codes, text_codes, text_vectors
 
 
 def model_kwargs(cfg: TrainConfig) -> dict:
@@ -27,9 +27,16 @@ def build_model(cfg: TrainConfig, ds: SeqDataset, cache_dir: Path = None) -> Seq
         vec = torch.from_numpy(text_vectors(ds, cfg.text_encoder, cache_dir))
         torch.manual_seed(cfg.seed)
         return TextSeqRec(vec, **kw)
-    codes = load_codes(cfg.codes, ds, cfg.num_subspaces, cfg.codebook_size, cfg.seed, cfg.text_encoder, cache_dir)
+    quantizer = None
+    if cfg.codes == "opq":  # keep the quantizer: it codes new items' texts at recommendation time
+        codes, quantizer, _ = text_codes(ds, cfg.num_subspaces, cfg.codebook_size, cfg.seed, cfg.text_encoder,
+                                         cache_dir)
+    else:
+        codes = load_codes(cfg.codes, ds, cfg.num_subspaces, cfg.codebook_size, cfg.seed, cfg.text_encoder, cache_dir)
     torch.manual_seed(cfg.seed)
-    return VQRec(codes, codebook_size=cfg.codebook_size, loss_impl=cfg.loss_impl, topk_impl=cfg.topk_impl, **kw)
+    m = VQRec(codes, codebook_size=cfg.codebook_size, loss_impl=cfg.loss_impl, topk_impl=cfg.topk_impl, **kw)
+    m.quantizer = quantizer
+    return m
 
 
 def model_from_state(cfg: TrainConfig, state: dict, num_items: int) -> SeqRecModel:

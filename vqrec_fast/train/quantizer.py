@@ -3,8 +3,8 @@
 A quantizer is a dict: ``rotation`` float32 [P, P] or None (x is rotated as x @ rotation.T),
 ``centroids`` float32 [D, K, P / D], ``encoder`` (the text encoder name). With faiss it is OPQ
 (faiss.OPQMatrix + ProductQuantizer, as the paper); without faiss (a plain ``pip install``)
-it falls back to product quantization by k-means in torch (no rotation), so quickstart runs
-everywhere.
+and for catalogues with fewer training items than K) it falls back to product quantization by
+k-means in torch (no rotation), so quickstart runs everywhere.
 """
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ def fit_opq_faiss(train: np.ndarray, D: int, K: int, seed: int) -> Dict:
 
     if K != 256:
         raise ValueError("faiss OPQ here uses 8-bit codes: codebook_size must be 256")
+    faiss.omp_set_num_threads(torch.get_num_threads())
     P = train.shape[1]
     xt = np.ascontiguousarray(train, dtype=np.float32)
     pq = faiss.ProductQuantizer(P, D, 8)
@@ -74,7 +75,8 @@ def fit_quantizer(vectors: np.ndarray, train_items: np.ndarray, D: int, K: int, 
         try:
             import faiss  # noqa: F401
 
-            method = "opq-faiss" if K == 256 else "pq-kmeans"
+            # faiss k-means needs at least K training points per sub-space
+            method = "opq-faiss" if K == 256 and len(train_items) >= K else "pq-kmeans"
         except ImportError:
             method = "pq-kmeans"
     train = vectors[train_items]

@@ -116,6 +116,8 @@ class Trainer:
             self.resume()
             log(f"resumed from {self.out / 'last.pt'} after epoch {self.epoch}")
         (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
+        if getattr(self.model, "quantizer", None) is not None:
+            checkpoint.save_atomic(self.model.quantizer, self.out / "quantizer.pt")
         metrics_path = self.out / "metrics.jsonl"
         if not resume and metrics_path.exists():
             metrics_path.unlink()
