@@ -10,8 +10,11 @@ def run(args) -> int:
                          hidden=args.hidden, inner=args.inner, n_layers=args.layers, rho=args.rho, lr=args.lr,
                          batch_size=args.batch_size, epochs=args.epochs, checkpoint_every=args.checkpoint_every,
                          seed=args.seed, threads=args.threads)
+    from ..transfer.distributed import world
+
     res = pretrain(cfg)
-    print(f"checkpoint: {res['checkpoint']}  ({res['seconds']:.0f}s)")
+    if world()[0] == 0:
+        print(f"checkpoint: {res['checkpoint']}  ({res['seconds']:.0f}s)")
     return 0
 
 
