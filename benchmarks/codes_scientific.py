@@ -36,7 +36,7 @@ def pipeline(data: str, cache_dir: str) -> dict:
     t1 = time.perf_counter()
     vec = encode_items(ds, cache_dir=cache_dir, progress=False)
     t2, c2 = time.perf_counter(), _cpu()
-    codes = fit_codes(vec, ds.train_item_ids(), method="opq")
+    codes = fit_codes(vec, ds.train_item_ids(), method="opq", cache_dir=cache_dir)
     t3, c3 = time.perf_counter(), _cpu()
     return {"load_s": t1 - t0, "encode_s": t2 - t1, "opq_fit_s": t3 - t2, "total_s": t3 - t0,
             "cpu_load_encode_s": c2 - c0, "cpu_fit_s": c3 - c2, "codes_shape": list(codes.codes.shape)}

@@ -93,3 +93,23 @@ def test_code_report_counts():
     assert r["entropy_bits"][0] == pytest.approx(1.5)
     assert r["entropy_bits"][1] == pytest.approx(-(0.75 * np.log2(0.75) + 0.25 * np.log2(0.25)))
     assert r["used_values_min"] == 2 and r["codebook_size"] == 4
+
+
+def test_fit_cache_reuses_identical_inputs_only(tmp_path):
+    import numpy as np
+
+    from vqrec_fast.quantization import fit_codes
+
+    rng = np.random.default_rng(0)
+    vec = rng.standard_normal((60, 8)).astype(np.float32)
+    ids = np.arange(1, 50)
+    first = fit_codes(vec, ids, method="rq", num_subspaces=2, bits=4, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("codes-rq-*.npz"))) == 1
+    again = fit_codes(vec, ids, method="rq", num_subspaces=2, bits=4, cache_dir=tmp_path)
+    assert "cache" in again.info and torch.equal(again.codes, first.codes)
+    assert torch.equal(again.encode(vec[1:5]), first.encode(vec[1:5]))
+    vec2 = vec.copy()
+    vec2[3, 0] += 1.0  # different inputs -> a new fit, not the cached one
+    other = fit_codes(vec2, ids, method="rq", num_subspaces=2, bits=4, cache_dir=tmp_path)
+    assert "cache" not in other.info
+    assert len(list(tmp_path.glob("codes-rq-*.npz"))) == 2

@@ -2,7 +2,10 @@
 every item, including ones never seen in training (VQ-Rec step 2)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,7 +17,7 @@ METHODS = ("opq", "pq", "rq", "random")
 
 
 def fit_codes(vectors, train_item_ids, method: str = "opq", num_subspaces: int = 32, bits: int = 8,
-              seed: int = 0, opq_iterations: int = 50) -> ItemCodes:
+              seed: int = 0, opq_iterations: int = 50, cache_dir=None) -> ItemCodes:
     """vectors: float32 [num_items + 1, dim] (row 0 = padding, ignored), e.g. from
     ``vqrec_fast.text.encode_items``; train_item_ids: internal ids (1..num_items) to fit on,
     normally ``dataset.train_item_ids()``.
@@ -24,6 +27,9 @@ def fit_codes(vectors, train_item_ids, method: str = "opq", num_subspaces: int =
       "random" = random digits (ignores the vectors).
     opq_iterations: alternations of rotation and PQ when fitting OPQ (faiss's default 50; fewer
       is faster and slightly worse).
+    cache_dir: if given, the fitted ItemCodes are stored there under a key hashed from the
+      vectors, the training ids and every option, and a later call with the same inputs loads
+      them instead of refitting (an OPQ fit takes a minute; loading takes milliseconds).
     Returns ItemCodes with .codes uint8 [num_items + 1, D] (row 0 zeros) for every item.
     """
     if method not in METHODS:
@@ -44,6 +50,17 @@ def fit_codes(vectors, train_item_ids, method: str = "opq", num_subspaces: int =
     need = 256 if method == "opq" else 1 << bits  # faiss trains the OPQ rotation with 8-bit PQ
     if method != "random" and len(ids) < need:
         raise ValueError(f"{method} needs at least {need} training items for {need} centroids, got {len(ids)}")
+    cache_path = None
+    if cache_dir is not None:
+        key = hashlib.sha256()
+        key.update(np.ascontiguousarray(vectors).tobytes())
+        key.update(ids.tobytes())
+        key.update(json.dumps([method, num_subspaces, bits, seed, opq_iterations]).encode())
+        cache_path = Path(cache_dir) / f"codes-{method}-{key.hexdigest()[:32]}.npz"
+        if cache_path.exists():
+            cached = ItemCodes.load(cache_path)
+            cached.info["cache"] = str(cache_path)
+            return cached
     x = vectors[ids]
     t0 = time.perf_counter()
     if method in ("opq", "pq"):
@@ -57,4 +74,7 @@ def fit_codes(vectors, train_item_ids, method: str = "opq", num_subspaces: int =
     codes[1:] = q.encode(vectors[1:])
     info = {"train_items": int(len(ids)), "dim": int(vectors.shape[1]), "seed": seed,
             "fit_seconds": round(time.perf_counter() - t0, 3)}
-    return ItemCodes(torch.from_numpy(codes), q, method, bits, info)
+    result = ItemCodes(torch.from_numpy(codes), q, method, bits, info)
+    if cache_path is not None:
+        result.save(cache_path)  # atomic (temp file + rename)
+    return result
