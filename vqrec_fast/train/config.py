@@ -12,12 +12,10 @@ MODELS = ("vqrec", "sasrec", "text")
 
 
 @dataclass
-class TrainConfig:
-    data: str = ""
-    dataset_name: str = ""
-    model: str = "vqrec"
-    codes: str = "published"
-    text_encoder: str = "auto"
+class ArchitectureConfig:
+    """The model's shape and its scoring temperature, shared by training, pre-training and
+    fine-tuning configs so that their checkpoints stay compatible (one set of defaults)."""
+
     num_subspaces: int = 32
     codebook_size: int = 256
     hidden: int = 300
@@ -30,6 +28,15 @@ class TrainConfig:
     init_std: float = 0.02
     temperature: float = 0.07
     max_len: int = 50
+
+
+@dataclass
+class TrainConfig(ArchitectureConfig):
+    data: str = ""
+    dataset_name: str = ""
+    model: str = "vqrec"
+    codes: str = "published"
+    text_encoder: str = "auto"
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 2048

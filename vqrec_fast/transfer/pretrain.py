@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from ..data import SeqDataset
 from ..models import PackedLayout, SeqRecModel, VQRec
 from ..train import checkpoint
+from ..train.config import ArchitectureConfig
 from ..train.batches import Rows, build_rows, iter_batches, take_rows
 from ..train.items import random_codes, resolve_encoder, text_vectors
 from ..train.quantizer import encode, fit_quantizer
@@ -43,24 +44,12 @@ MODEL_KEYS = ("hidden", "n_layers", "n_heads", "inner", "dropout", "attn_dropout
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(ArchitectureConfig):
     domains: List[str] = field(default_factory=list)  # dataset directories
     model: str = "vqrec"  # vqrec | unisrec (the text baseline: PLM vectors + MoE adaptor, no codes)
     out: str = "runs/pretrain"
     codes: str = "opq"  # opq (fitted on the union's training items) | random
     text_encoder: str = "auto"
-    num_subspaces: int = 32
-    codebook_size: int = 256
-    hidden: int = 300
-    n_layers: int = 2
-    n_heads: int = 2
-    inner: int = 256
-    dropout: float = 0.5
-    attn_dropout: float = 0.5
-    layer_norm_eps: float = 1e-12
-    init_std: float = 0.02
-    temperature: float = 0.07
-    max_len: int = 50
     long_row_fraction: float = 1.0  # keep this fraction of rows of histories cut at max_len (see thin_long_rows)
     rho: float = 0.75  # semi-synthetic replacement rate; 0 disables the semi-synthetic negative
     lr: float = 1e-3
