@@ -181,6 +181,18 @@ def bench_adc() -> None:
          f"({N * H * 2 / 2**30:.2f} GiB items); CUDA ADC {t_ours:.2f} ms ({N * D / 2**30:.2f} GiB codes), "
          f"speedup x{t_base / t_ours:.2f} (max |score - exact fp32| = {err:.2e}; "
          f"k-th score vs bf16 baseline differs by {agree:.2e})")
+    if DEV.type == "cuda":
+        t_half = cuda_time(lambda: vcuda.score_topk_cuda(q, W, codes, k, half_sums=True), reps=5)
+        emit(f"  - CUDA ADC with fp16 partial sums (half_sums=True): {t_half:.2f} ms, speedup x{t_base / t_half:.2f}")
+        # The public op: candidates from the fp16 scan, then the exact fp32 re-rank.
+        pub = lambda: vf.score_topk(q, W, codes, k)  # noqa: E731
+        s_pub, i_pub = pub()
+        sel = vf.code_bag(W, codes[i_pub.reshape(-1)]).reshape(B, k, H)
+        perr = ((sel * q[:, None, :]).sum(-1) - s_pub).abs().max().item()
+        t_pub = cuda_time(pub, reps=5)
+        mem = peak_mb(pub)
+        emit(f"  - vqrec_fast.score_topk (scan + exact re-rank): {t_pub:.2f} ms, speedup x{t_base / t_pub:.2f}, "
+             f"peak extra {mem:.0f} MiB (max |score - exact fp32| = {perr:.2e})")
     del items
     if DEV.type == "cuda":
         torch.cuda.empty_cache()
@@ -203,59 +215,85 @@ def bench_adc() -> None:
 # ----------------------------------------------------------------------------- 3. fused CE
 
 
-def bench_ce() -> None:
-    from vqrec_fast.triton.softmax_ce import code_softmax_cross_entropy
-
-    B, N, D, K, H = Z["ce_B"], Z["ce_N"], 32, 256, Z["H"]
+def ce_problem(B: int, N: int, H: int, D: int = 32, K: int = 256):
+    """(W [D, K, H], codes uint8 [N, D], x [B, H], target [B]) on DEV; W and x require grad."""
     g = torch.Generator(device=DEV).manual_seed(2)
     W = (torch.randn(D, K, H, device=DEV, generator=g) * 0.02).requires_grad_()
     codes = torch.randint(0, K, (N, D), device=DEV, generator=g).to(torch.uint8)
     x = torch.randn(B, H, device=DEV, generator=g).requires_grad_()
     target = torch.randint(0, N, (B,), device=DEV, generator=g)
+    return W, codes, x, target
+
+
+def bench_ce() -> None:
+    from vqrec_fast.triton.softmax_ce import code_softmax_cross_entropy as triton_ce
+
+    B, N, H = Z["ce_B"], Z["ce_N"], Z["H"]
+    W, codes, x, target = ce_problem(B, N, H)
 
     def dense():
         W.grad = x.grad = None
-        items = F.normalize(vf.code_bag(W, codes), dim=1)
-        loss = F.cross_entropy(F.normalize(x, dim=1) @ items.t() / 0.07, target)
+        loss = vf.dense_code_softmax_cross_entropy(x, W, codes, target)
         loss.backward()
         return loss
 
-    def fused(precision, lse_kernel="triton"):
+    def fused():  # the public op; its kernels follow the selected GPU backend
+        W.grad = x.grad = None
+        loss = vf.code_softmax_cross_entropy(x, W, codes, target)
+        loss.backward()
+        return loss
+
+    def triton_fn(precision):
         def run():
             W.grad = x.grad = None
-            loss = code_softmax_cross_entropy(x, W, codes, target, precision=precision, lse_kernel=lse_kernel)
+            loss = triton_ce(x, W, codes, target, precision=precision)
             loss.backward()
             return loss
 
         return run
 
+    def compare(fn, l_ref, gW_ref):
+        loss = fn().item()
+        return loss, ((W.grad - gW_ref).abs().max() / gW_ref.abs().max()).item()
+
+    l_ref = dense().item()
+    gW_ref = W.grad.clone()
+    t_d, m_d = cuda_time(dense, reps=5), peak_mb(dense)
+    emit(f"- fused CE fwd+bwd B={B}, N={N:,}, H={H} [fp32]: dense {t_d:.1f} ms / {m_d:.0f} MiB peak extra")
+    backends = ["cuda", "triton"] if vcuda._C_cuda is not None else ["triton"]
+    for backend in backends if DEV.type == "cuda" else []:
+        vcuda.set_gpu_backend(backend)
+        try:
+            l_f, gerr = compare(fused, l_ref, gW_ref)
+            t_f, m_f = cuda_time(fused, reps=5), peak_mb(fused)
+            lse = "CUDA ADC scan" if backend == "cuda" else "Triton tiles"
+            emit(f"  - vqrec_fast.code_softmax_cross_entropy [{backend}: lse by {lse}]: {t_f:.1f} ms / "
+                 f"{m_f:.0f} MiB; speedup x{t_d / t_f:.2f} (loss {l_f:.6f} vs {l_ref:.6f}; rel. max dW diff {gerr:.1e})")
+        except Exception as exc:
+            emit(f"  - fused [{backend}]: FAILED {type(exc).__name__}: {exc}")
+            traceback.print_exc()
+        finally:
+            vcuda.set_gpu_backend("cuda")
     if DEV.type == "cuda" and vcuda._C_cuda is not None:
-        l_ref = dense().item()
-        gW_ref = W.grad.clone()
-        adc = fused("ieee", "cuda_adc")
-        l_a = adc().item()
-        gerr = ((W.grad - gW_ref).abs().max() / gW_ref.abs().max()).item()
-        t_d, t_a = cuda_time(dense, reps=5), cuda_time(adc, reps=5)
-        m_d, m_a = peak_mb(dense), peak_mb(adc)
         from vqrec_fast.cuda.softmax_ce import lse_adc_cuda
 
+        from vqrec_fast._adc import inverse_item_norms
+
         qn = F.normalize(x.detach(), dim=1)
-        t_lse = cuda_time(lambda: lse_adc_cuda(qn, W.detach(), codes, 1 / 0.07, True), reps=5)
-        emit(f"- fused CE fwd+bwd B={B}, N={N:,} [fp32, forward by CUDA ADC scan]: dense {t_d:.1f} ms / "
-             f"{m_d:.0f} MiB; fused {t_a:.1f} ms / {m_a:.0f} MiB; speedup x{t_d / t_a:.2f}; the ADC "
-             f"log-sum-exp alone {t_lse:.1f} ms (loss {l_a:.5f} vs {l_ref:.5f}; rel. max dW diff {gerr:.1e})")
+        inv = inverse_item_norms(W.detach(), codes)
+        t_lse = cuda_time(lambda: lse_adc_cuda(qn, W.detach(), codes, 1 / 0.07, True, inv_norms=inv), reps=5)
+        emit(f"  - the CUDA ADC log-sum-exp alone: {t_lse:.1f} ms")
+    # The standalone Triton function, exact and with TF32 tensor cores (dense in TF32 too).
     for tf32 in (False, True):
         torch.backends.cuda.matmul.allow_tf32 = tf32
         prec = "tf32" if tf32 else "ieee"
-        l_ref = dense().item()
-        gW_ref = W.grad.clone()
-        l_f = fused(prec)().item()
-        gerr = ((W.grad - gW_ref).abs().max() / gW_ref.abs().max()).item()
-        t_d, t_f = cuda_time(dense, reps=5), cuda_time(fused(prec), reps=5)
-        m_d, m_f = peak_mb(dense), peak_mb(fused(prec))
-        emit(f"- fused CE fwd+bwd B={B}, N={N:,}, H={H} [{prec}]: dense {t_d:.1f} ms / {m_d:.0f} MiB peak; "
-             f"fused (Triton) {t_f:.1f} ms / {m_f:.0f} MiB peak; speedup x{t_d / t_f:.2f} "
-             f"(loss {l_f:.5f} vs {l_ref:.5f}; rel. max dW diff {gerr:.1e})")
+        l_r = dense().item()
+        gW_r = W.grad.clone()
+        l_f, gerr = compare(triton_fn(prec), l_r, gW_r)
+        t_dd = cuda_time(dense, reps=3) if tf32 else t_d
+        t_f, m_f = cuda_time(triton_fn(prec), reps=3), peak_mb(triton_fn(prec))
+        emit(f"  - Triton standalone [{prec}]: {t_f:.1f} ms / {m_f:.0f} MiB; vs dense [{prec}] {t_dd:.1f} ms: "
+             f"x{t_dd / t_f:.2f} (loss {l_f:.5f} vs {l_r:.5f}; rel. max dW diff {gerr:.1e})")
     torch.backends.cuda.matmul.allow_tf32 = False
 
 

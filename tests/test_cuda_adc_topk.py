@@ -21,15 +21,17 @@ def _data(B, D, K, H, N, seed):
     return q, W, codes, scale
 
 
-def _check(q, W, codes, scale, k, metric, s, i):
-    """Returned scores ~ the true top-k scores, within the fp16 LUT rounding bound."""
+def _check(q, W, codes, scale, k, metric, s, i, rel=2.0**-10):
+    """Returned scores ~ the true top-k scores, within the fp16 rounding bound (rel of the sum of
+    |LUT| entries: 2^-10 for fp16 entries summed in fp32, 2^-7 when 16 at a time are summed in
+    fp16 first)."""
     dense = _adc.dense_scores(q, W, codes, scale, metric)
     lut, sc = _adc.prepare(q, W, codes, scale, metric)
     D = W.shape[0]
     mag = lut.abs()[:, torch.arange(D), codes.long()].sum(-1)  # [B, N]: sum_d |LUT| per item
     if sc is not None:
         mag = mag * sc
-    tol = (mag.max(dim=1).values * 2.0 ** -10 + 1e-6)[:, None]  # fp16 relative rounding 2^-11, x2
+    tol = (mag.max(dim=1).values * rel + 1e-6)[:, None]
     want, _ = dense.topk(k, dim=1)
     s, i = s.cpu(), i.cpu()
     assert s.shape == (q.shape[0], k) and i.dtype == torch.int64
@@ -49,6 +51,8 @@ def _check(q, W, codes, scale, k, metric, s, i):
         (8, 5, 16, 24, 777, 1, "ip", True),  # scalar code loads, k = 1
         (9, 32, 256, 64, 3001, 256, "cosine", False),  # the largest k the kernel supports
         (3, 16, 100, 40, 20000, 10, "cosine", True),
+        (8, 32, 256, 32, 5000, 96, "ip", False),  # the largest k of the barrier-free (per-warp) kernel
+        (8, 32, 256, 32, 5000, 97, "ip", True),  # the smallest k of the block-buffer kernel
     ],
 )
 def test_topk_matches_bruteforce(B, D, K, H, N, k, metric, use_scale):
@@ -56,6 +60,22 @@ def test_topk_matches_bruteforce(B, D, K, H, N, k, metric, use_scale):
     sc = scale if use_scale else None
     s, i = score_topk_cuda(q.to(DEV), W.to(DEV), codes.to(DEV), k, None if sc is None else sc.to(DEV), metric)
     _check(q, W, codes, sc, k, metric, s, i)
+
+
+@pytest.mark.parametrize("metric", ["ip", "cosine"])
+def test_half_sums_within_their_bound(metric):
+    q, W, codes, scale = _data(13, 32, 256, 300, 20000, seed=11)
+    s, i = score_topk_cuda(q.to(DEV), W.to(DEV), codes.to(DEV), 50, scale.to(DEV), metric, half_sums=True)
+    _check(q, W, codes, scale, 50, metric, s, i, rel=2.0**-7)
+
+
+def test_huge_queries_do_not_overflow_fp16():
+    q, W, codes, _ = _data(8, 32, 256, 64, 3000, seed=12)
+    q = q * 1e6  # LUT entries ~1e5, beyond fp16's 65504 unless scaled first
+    for half in (False, True):
+        s, i = score_topk_cuda(q.to(DEV), W.to(DEV), codes.to(DEV), 10, half_sums=half)
+        assert bool(torch.isfinite(s).all())
+        _check(q, W, codes, None, 10, "ip", s, i, rel=2.0**-7 if half else 2.0**-10)
 
 
 def test_many_splits_including_empty_ones():

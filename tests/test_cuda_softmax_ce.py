@@ -60,6 +60,10 @@ def test_cuda_adc_logsumexp_matches_dense(D, K, H, N, normalize):
     want = torch.logsumexp(qq @ items.t() / 0.07, dim=1)
     got = lse_adc_cuda(qq, W, codes, 1 / 0.07, normalize)
     assert_close(got, want, rtol=1e-5, atol=2e-4, name="lse")
+    if normalize:  # the caller's precomputed 1 / |e_n| gives the same result
+        inv = 1.0 / code_bag_ref(W, codes).norm(dim=1).clamp_min(1e-12)
+        assert_close(lse_adc_cuda(qq, W, codes, 1 / 0.07, True, inv_norms=inv), want, rtol=1e-5, atol=2e-4,
+                     name="lse with inv_norms")
 
 
 def test_fused_loss_with_cuda_adc_forward():
@@ -74,3 +78,31 @@ def test_fused_loss_with_cuda_adc_forward():
     a = code_softmax_cross_entropy(x, W, codes, target, lse_kernel="cuda_adc")
     b = code_softmax_cross_entropy(x, W, codes, target, lse_kernel="triton")
     assert_close(a, b, rtol=1e-5, atol=2e-4, name="loss cuda_adc vs triton")
+
+
+@pytest.mark.parametrize("D,K,H,C,B,normalize", [(32, 256, 300, 10000, 13, True), (5, 16, 24, 777, 6, False)])
+def test_cuda_adc_probabilities_match_dense(D, K, H, C, B, normalize):
+    """softmax_ce_probs: exp(logit - lse) * wgt for a chunk of items, B not a multiple of 4."""
+    import vqrec_fast.cuda as vcuda
+
+    if vcuda._C_cuda is None:
+        pytest.skip("vqrec_fast._C_cuda was not built")
+    from vqrec_fast.cuda.softmax_ce import backward_lut, probs_adc_cuda
+
+    g = torch.Generator().manual_seed(D + C)
+    W = torch.randn(D, K, H, generator=g).to(DEV) * 0.3
+    codes = torch.randint(0, K, (C + 50, D), generator=g).to(torch.uint8).to(DEV)
+    q = F.normalize(torch.randn(B, H, generator=g), dim=1).to(DEV)
+    items = code_bag_ref(W, codes)
+    inv = 1.0 / items.norm(dim=1).clamp_min(1e-12) if normalize else None
+    e = F.normalize(items, dim=1) if normalize else items
+    t = 0.07
+    logits = q @ e.t() / t
+    lse = torch.logsumexp(logits, dim=1)
+    wgt = torch.rand(B, generator=g).to(DEV)
+    lut = q @ W.reshape(D * K, H).t()  # the op's saved LUT
+    # The chunk starts at item 50 (codes and scales are sliced, as the backward does).
+    got = probs_adc_cuda(backward_lut(lut, D, K, 1 / t), codes[50:], None if inv is None else inv[50:], lse, wgt, B)
+    want = torch.exp(logits[:, 50:] - lse[:, None]) * wgt[:, None]
+    assert got.shape == (B, C)
+    assert_close(got, want, rtol=1e-4, atol=1e-7, name="probabilities")

@@ -11,7 +11,14 @@ from ._native import (
     simd_level,
     simd_level_context,
 )
-from .ops import code_bag, code_bag_seq, code_softmax_cross_entropy, score_all, score_topk
+from .ops import (
+    code_bag,
+    code_bag_seq,
+    code_softmax_cross_entropy,
+    dense_code_softmax_cross_entropy,
+    score_all,
+    score_topk,
+)
 from .index import CodeIndex
 from . import nn
 from . import cuda  # registers the CUDA kernels with the custom ops (no-op without _C_cuda)
@@ -31,6 +38,7 @@ __all__ = [
     "score_topk",
     "CodeIndex",
     "code_softmax_cross_entropy",
+    "dense_code_softmax_cross_entropy",
     "nn",
     "cuda",
 ]

@@ -49,7 +49,7 @@ def check_args(queries: Tensor, W: Tensor, codes: Tensor, k: int, item_scale: Op
     V.check_same_device(tensors, names)
 
 
-def inverse_item_norms(W: Tensor, codes: Tensor, chunk: int = 1 << 20) -> Tensor:
+def inverse_item_norms(W: Tensor, codes: Tensor, chunk: int = 1 << 16) -> Tensor:
     """float32 [N]: 1 / max(||code_bag(W, codes)[n]||, 1e-12), computed in chunks of items."""
     from .ops.code_bag import code_bag
 

@@ -46,15 +46,17 @@ PYBIND11_MODULE(_C_cuda, m) {
       py::arg("I"), py::arg("row_of"), py::arg("R"), py::arg("grad_W"), py::arg("workspace"),
       py::arg("workspace_bytes"), py::arg("stream"), "deterministic grad_W[D, K, H] (sort + segment sum)");
   m.def("adc_topk_smem_bytes", &adc_topk_smem_bytes, py::arg("D"), py::arg("K"));
+  m.def("adc_topk_out_splits", &adc_topk_out_splits, py::arg("D"), py::arg("K"), py::arg("k"), py::arg("S"),
+        "splits per query adc_topk writes for S item splits");
   m.def(
       "adc_topk",
       [](uintptr_t lut, int64_t G, int64_t D, int64_t K, uintptr_t codes, int64_t N, uintptr_t item_scale, int64_t k,
-         int64_t S, uintptr_t out_scores, uintptr_t out_ids, uintptr_t stream) {
+         int64_t S, uintptr_t out_scores, uintptr_t out_ids, bool half_sums, uintptr_t stream) {
         adc_topk(P<const void>(lut), G, D, K, P<const uint8_t>(codes), N, P<const float>(item_scale), k, S,
-                 P<float>(out_scores), P<int32_t>(out_ids), P<void>(stream));
+                 P<float>(out_scores), P<int32_t>(out_ids), half_sums, P<void>(stream));
       },
       py::arg("lut"), py::arg("G"), py::arg("D"), py::arg("K"), py::arg("codes"), py::arg("N"), py::arg("item_scale"),
-      py::arg("k"), py::arg("S"), py::arg("out_scores"), py::arg("out_ids"), py::arg("stream"),
+      py::arg("k"), py::arg("S"), py::arg("out_scores"), py::arg("out_ids"), py::arg("half_sums"), py::arg("stream"),
       "per (query, split) best k of an ADC scan with an fp16 LUT [G, D, K, 8]");
   m.def("softmax_ce_lse_smem_bytes", &softmax_ce_lse_smem_bytes, py::arg("D"), py::arg("K"));
   m.def(
@@ -67,4 +69,14 @@ PYBIND11_MODULE(_C_cuda, m) {
       py::arg("lut"), py::arg("G"), py::arg("D"), py::arg("K"), py::arg("codes"), py::arg("N"), py::arg("item_scale"),
       py::arg("S"), py::arg("part_m"), py::arg("part_s"), py::arg("stream"),
       "per (query, split) online log-sum-exp of ADC logits with an fp32 LUT [G, D, K, 4]");
+  m.def(
+      "softmax_ce_probs",
+      [](uintptr_t lut, int64_t G, int64_t D, int64_t K, uintptr_t codes, int64_t C, uintptr_t item_scale,
+         uintptr_t lse, uintptr_t wgt, int64_t B, int64_t S, uintptr_t out, uintptr_t stream) {
+        softmax_ce_probs(P<const float>(lut), G, D, K, P<const uint8_t>(codes), C, P<const float>(item_scale),
+                         P<const float>(lse), P<const float>(wgt), B, S, P<float>(out), P<void>(stream));
+      },
+      py::arg("lut"), py::arg("G"), py::arg("D"), py::arg("K"), py::arg("codes"), py::arg("C"), py::arg("item_scale"),
+      py::arg("lse"), py::arg("wgt"), py::arg("B"), py::arg("S"), py::arg("out"), py::arg("stream"),
+      "out[b, n] = exp(ADC logit - lse[b]) * wgt[b] for a chunk of C items, fp32 LUT [G, D, K, 4]");
 }

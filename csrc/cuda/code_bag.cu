@@ -131,9 +131,19 @@ __global__ void segment_sum_kernel(const float* __restrict__ grad_out, int H, co
   const T* g = reinterpret_cast<const T*>(grad_out);
   T* dst = reinterpret_cast<T*>(grad_W) + static_cast<int64_t>(key) * HV;
   for (int h = threadIdx.x; h < HV; h += blockDim.x) {
-    T acc = V::zero();
-    for (int j = b; j < e; ++j) V::add(acc, __ldg(g + static_cast<int64_t>(rows[j]) * HV + h));
-    dst[h] = V::scale(acc, inv_d);
+    // Four interleaved partial sums keep four row loads in flight (a popular row's segment can
+    // hold thousands of rows); the combination order is fixed, so the result stays deterministic.
+    T acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+    int j = b;
+    for (; j + 4 <= e; j += 4) {
+#pragma unroll
+      for (int u = 0; u < 4; ++u) V::add(acc[u], __ldg(g + static_cast<int64_t>(rows[j + u]) * HV + h));
+    }
+    for (; j < e; ++j) V::add(acc[0], __ldg(g + static_cast<int64_t>(rows[j]) * HV + h));
+    V::add(acc[0], acc[1]);
+    V::add(acc[2], acc[3]);
+    V::add(acc[0], acc[2]);
+    dst[h] = V::scale(acc[0], inv_d);
   }
 }
 

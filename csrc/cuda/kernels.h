@@ -35,13 +35,19 @@ void code_bag_backward(const float* grad_out, int64_t D, int64_t K, int64_t H, c
 // lut   fp16 [G, D, K, 8]: per group of 8 queries, LUT[q, d, k] (already scaled by 1/D) with the 8
 //       queries interleaved so that one 16-byte shared-memory load serves all 8.
 // codes uint8 [N, D]; item_scale float32 [N] or null (score *= item_scale[n]).
-// out_scores float32 [G*8, S, k], out_ids int32 [G*8, S, k]: per query and item split s, the
-// best k of the items [s*per_split, min(N, (s+1)*per_split)), best first; missing -> -inf / -1.
-// Requires K <= 256, 1 <= k <= 128, and D*K*16 + 8*640*8 bytes of shared memory per block.
+// out_scores float32 [G*8, S', k], out_ids int32 [G*8, S', k] with S' = adc_topk_out_splits(...):
+// per query and (sub-)split, the best k of its items, best first; missing -> -inf / -1.
+// half_sums: sum each 16 sub-spaces in fp16 pairs before the fp32 accumulators (faster, scores
+// less precise: for candidate generation followed by an exact re-score); else fp32 throughout.
+// Requires K <= 256, 1 <= k <= 256, and D*K*16 + 8*512*8 bytes of shared memory per block.
 void adc_topk(const void* lut, int64_t G, int64_t D, int64_t K, const uint8_t* codes, int64_t N,
-              const float* item_scale, int64_t k, int64_t S, float* out_scores, int32_t* out_ids, void* stream);
+              const float* item_scale, int64_t k, int64_t S, float* out_scores, int32_t* out_ids, bool half_sums,
+              void* stream);
 // Shared memory (bytes) adc_topk needs per block; 0 if the current device cannot provide it.
 size_t adc_topk_smem_bytes(int64_t D, int64_t K);
+// Splits per query that adc_topk writes for S item splits: S * 8 when the barrier-free kernel
+// (one candidate list per warp, k <= 96) runs, else S. out_scores/out_ids hold [G*8, that, k].
+int64_t adc_topk_out_splits(int64_t D, int64_t K, int64_t k, int64_t S);
 
 // ---- fused code-composed softmax cross-entropy, forward log-sum-exp (softmax_ce.cu) ----
 // lut fp32 [G, D, K, 4]: per group of 4 queries, LUT[q, d, k] (already scaled by 1/D), interleaved.
@@ -52,6 +58,11 @@ void softmax_ce_lse(const float* lut, int64_t G, int64_t D, int64_t K, const uin
                     const float* item_scale, int64_t S, float* part_m, float* part_s, void* stream);
 // Shared memory (bytes) softmax_ce_lse needs per block; 0 if the current device cannot provide it.
 size_t softmax_ce_lse_smem_bytes(int64_t D, int64_t K);
+// Backward probabilities of a chunk of C items (same LUT layout; codes and item_scale point at
+// the chunk): out float32 [B, C], out[b, n] = exp(logit[b, n] - lse[b]) * wgt[b]; B <= 4 G.
+void softmax_ce_probs(const float* lut, int64_t G, int64_t D, int64_t K, const uint8_t* codes, int64_t C,
+                      const float* item_scale, const float* lse, const float* wgt, int64_t B, int64_t S, float* out,
+                      void* stream);
 
 }  // namespace cuda
 }  // namespace vqrec

@@ -5,6 +5,10 @@ Importing this package registers the CUDA kernels with the torch custom ops (``r
 built (no CUDA toolkit at build time) nothing is registered and the ops fall back to their
 pure-PyTorch default kernels, which run on any device; importing never fails.
 
+``vqrec_fast.score_topk`` on CUDA tensors runs the backend's ADC scan for candidates and
+re-ranks them exactly (vqrec_fast/ops/score_topk_gpu.py); ``code_softmax_cross_entropy`` on CUDA
+tensors takes its log-sum-exp from the backend's kernel (vqrec_fast/ops/softmax_ce_gpu.py).
+
 Standalone entry points (CUDA tensors only):
   score_topk_cuda(queries, W, codes, k, item_scale=None, metric="ip") -> (scores, ids)
 """
@@ -62,5 +66,6 @@ def gpu_backend() -> str:
 
 from .adc_topk import score_topk_cuda  # noqa: E402
 from . import code_bag as _code_bag_registration  # noqa: E402,F401  (registers kernels)
+from . import softmax_ce as _softmax_ce_registration  # noqa: E402,F401  (registers kernels)
 
 __all__ = ["has_cuda_kernels", "cuda_module", "score_topk_cuda", "set_gpu_backend", "gpu_backend", "BACKENDS"]

@@ -80,7 +80,13 @@ def seq_backward(grad_out: Tensor, item_codes: Tensor, ids: Tensor, D: int, K: i
         return backward(g, item_codes, D, K, row_of=flat.contiguous())
     U = uniq.numel()
     # D = 1, "codes" = position -> distinct-item index: per-item sums of grad rows (scale 1/1).
-    per_item = backward(g, inv.to(torch.int32).reshape(-1, 1), 1, U).reshape(U, H)
+    # Padding positions are left out (row_of 0 = padding; position p reads code row p + 1 of
+    # [0, inv...]), so their gradient rows, often most of a batch, are never summed into a
+    # segment that stage 2 would drop anyway.
+    P = flat.numel()
+    pos_rows = torch.where(flat == 0, 0, torch.arange(1, P + 1, device=flat.device))
+    pos_codes = torch.cat([inv.new_zeros(1), inv.reshape(-1)]).to(torch.int32).reshape(-1, 1)
+    per_item = backward(g, pos_codes, 1, U, row_of=pos_rows).reshape(U, H)
     return backward(per_item, item_codes, D, K, row_of=uniq.contiguous())  # id 0 is skipped
 
 

@@ -115,15 +115,15 @@ def exclusion_csr(exclude: Exclude, B: int, N: int) -> Optional[Tuple[Tensor, Te
         V.check_ndim(offsets, 1, "exclude offsets", "[B + 1]")
         if offsets.shape[0] != B + 1:
             raise ValueError(f"exclude offsets must have B + 1 = {B + 1} entries, got {offsets.shape[0]}")
-        offsets = offsets.to(torch.int64)
+        offsets = offsets.to("cpu", torch.int64)  # exclusions are organised on the host
         if B and (int(offsets[0]) != 0 or bool((offsets[1:] < offsets[:-1]).any()) or int(offsets[-1]) != ids.numel()):
             raise ValueError("exclude offsets must start at 0, be non-decreasing and end at len(ids)")
         rows = torch.repeat_interleave(torch.arange(B), offsets.diff()) if B else torch.zeros(0, dtype=torch.int64)
-        ids = ids.reshape(-1).to(torch.int64)
+        ids = ids.reshape(-1).to("cpu", torch.int64)
     else:
         if len(exclude) != B:
             raise ValueError(f"exclude must hold one id collection per query (B = {B}), got {len(exclude)}")
-        parts = [torch.as_tensor(e, dtype=torch.int64).reshape(-1) for e in exclude]
+        parts = [torch.as_tensor(e, dtype=torch.int64).reshape(-1).cpu() for e in exclude]
         ids = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
         rows = torch.repeat_interleave(torch.arange(B), torch.tensor([p.numel() for p in parts], dtype=torch.int64))
     if ids.numel():
@@ -153,7 +153,7 @@ def item_scales(W: Tensor, codes: Tensor) -> Tensor:
 
     Computed in chunks so that at most _SCALE_CHUNK x H floats of items exist at once."""
     N = codes.shape[0]
-    out = torch.empty(N, dtype=torch.float32)
+    out = torch.empty(N, dtype=torch.float32, device=codes.device)
     with torch.no_grad():
         for s in range(0, N, _SCALE_CHUNK):
             norms = code_bag(W, codes[s : s + _SCALE_CHUNK]).norm(dim=1)
@@ -246,7 +246,10 @@ def topk_checked(
     run = _resolve_mode(mode, K, D, N)
     kk = min(k, N)
     if B == 0 or N == 0:
-        return torch.empty(B, kk, dtype=torch.float32), torch.empty(B, kk, dtype=torch.int64)
+        dev = queries.device
+        return torch.empty(B, kk, dtype=torch.float32, device=dev), torch.empty(B, kk, dtype=torch.int64, device=dev)
+    if queries.device.type == "cuda":
+        return _topk_cuda_device(queries, W, codes, kk, item_scale, csr, metric, mode)
     if _C is None or queries.device.type != "cpu":
         V.check_finite(queries, "queries")
         V.check_finite(W, "W")
@@ -285,6 +288,30 @@ def topk_checked(
     return out_s, out_i
 
 
+def _topk_cuda_device(
+    queries: Tensor, W: Tensor, codes: Tensor, kk: int, item_scale: Optional[Tensor], csr, metric: str, mode: str
+) -> Tuple[Tensor, Tensor]:
+    """CUDA tensors: the selected GPU backend's ADC scan + exact re-rank (score_topk_gpu), or
+    the chunked dense strategy for small catalogues, long candidate lists, K > 256 or the
+    "reference" backend. Same scores as the CPU paths (exact float32 ADC scores)."""
+    from .. import cuda as vcuda
+    from .score_topk_gpu import scan_for_backend, topk_gpu
+
+    V.check_finite(queries, "queries")
+    V.check_finite(W, "W")
+    D, K, _ = W.shape
+    N = codes.shape[0]
+    scan = scan_for_backend(vcuda.gpu_backend())
+    if scan is not None and K <= 256 and _resolve_mode(mode, K, D, N) != "dense":
+        if metric == "cosine" and item_scale is None:
+            item_scale = item_scales(W, codes)
+        got = topk_gpu(queries, W.contiguous(), codes.to(torch.uint8).contiguous(), kk, item_scale, csr, metric,
+                       scan, query_luts)
+        if got is not None:
+            return got
+    return _topk_dense(queries, W, codes, kk, item_scale, csr, metric)
+
+
 def _topk_dense(
     queries: Tensor, W: Tensor, codes: Tensor, kk: int, item_scale: Optional[Tensor], csr, metric: str
 ) -> Tuple[Tensor, Tensor]:
@@ -310,7 +337,7 @@ def _topk_dense(
             if csr is not None:
                 lo, hi = int(csr[0][b0]), int(csr[0][b1])
                 rows = torch.repeat_interleave(torch.arange(b1 - b0), csr[0][b0 : b1 + 1].diff())
-                scores[rows, csr[1][lo:hi]] = float("-inf")
+                scores[rows.to(scores.device), csr[1][lo:hi].to(scores.device)] = float("-inf")
             s, i = scores.topk(kk, dim=1)
             if csr is not None:  # rows with fewer than kk admissible items
                 i = i.masked_fill_(torch.isneginf(s), -1)

@@ -127,12 +127,11 @@ def _ce_bwd(
     grad_rows: Tensor, seq_out: Tensor, W: Tensor, codes: Tensor, target: Tensor, extra_codes: Optional[Tensor],
     lse: Tensor, alpha: Tensor, lut: Tensor, temperature: float, normalize: bool,
 ) -> Tuple[Tensor, Tensor]:
-    with torch.enable_grad():
-        q = seq_out.detach().requires_grad_(True)
-        w = W.detach().requires_grad_(True)
-        rows = _rows_from_dense(q, w, codes, target, extra_codes, temperature, normalize, bag_ref.code_bag_ref)
-        dq, dW = torch.autograd.grad(rows, (q, w), grad_rows)
-    return dq, dW
+    # The default (any device) backward: the chunked closed form in PyTorch. (Autograd through
+    # the dense formulation cannot run here: custom-op kernels run below the autograd key.)
+    from .softmax_ce_gpu import ce_backward
+
+    return ce_backward(grad_rows, seq_out, W, codes, target, extra_codes, lse, temperature, normalize)
 
 
 @_ce_bwd.register_fake

@@ -1,0 +1,126 @@
+"""The GPU path of score_topk (vqrec_fast/ops/score_topk_gpu.py): candidate scan + exact re-rank.
+
+On the CPU the candidate scan is the Triton kernel under the interpreter, so the re-rank,
+exclusion and fallback logic is tested in CI; on a CUDA machine the public ``score_topk`` is
+compared with the CPU result for every GPU backend.
+"""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+
+from triton_device import DEVICE, HAS_CUDA
+import vqrec_fast
+import vqrec_fast.cuda as vcuda
+st = importlib.import_module("vqrec_fast.ops.score_topk")  # the module (ops/__init__ exports the function)
+from vqrec_fast.ops.score_topk_gpu import candidate_count, exact_scores, excluded_mask, topk_gpu, triton_scan
+from vqrec_fast.reference.score_topk import score_topk_ref
+
+
+def _data(B, D, K, H, N, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, H, generator=g)
+    W = torch.randn(D, K, H, generator=g) * 0.1
+    codes = torch.randint(0, K, (N, D), generator=g).to(torch.uint8)
+    return q, W, codes
+
+
+def _check_against_ref(q, W, codes, k, s, i, scale=None, exclude=None, metric="ip"):
+    want_s, _ = score_topk_ref(q, W, codes, k, scale, exclude, metric)
+    s, i = s.cpu(), i.cpu()
+    assert torch.allclose(s.double(), want_s, rtol=1e-5, atol=1e-6), (s - want_s).abs().max()
+    valid = i >= 0
+    all_s = vqrec_fast.score_all(q, W, codes, item_scale=scale, metric=metric)
+    got = torch.gather(all_s, 1, i.clamp_min(0))
+    assert torch.allclose(got[valid], s[valid], rtol=1e-5, atol=1e-6), "scores do not belong to the ids"
+    if exclude is not None:
+        for b, ex in enumerate(exclude):
+            assert not set(i[b].tolist()) & set(torch.as_tensor(ex).tolist()), f"query {b} got an excluded id"
+
+
+def test_exact_scores_match_score_all():
+    q, W, codes = _data(3, 4, 16, 20, 50)
+    lut = st.query_luts(q, W)
+    ids = torch.randint(0, 50, (3, 7))
+    scale = torch.rand(50) + 0.5
+    got = exact_scores(lut, codes, ids, scale)
+    want = torch.gather(vqrec_fast.score_all(q, W, codes, item_scale=scale), 1, ids)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_excluded_mask_marks_exactly_the_listed_ids():
+    csr = st.exclusion_csr([[3, 1], [], [0, 9, 4]], 3, 10)
+    ids = torch.tensor([[1, 2, 3], [1, 2, 3], [4, 5, 9]])
+    want = torch.tensor([[True, False, True], [False, False, False], [True, False, True]])
+    assert torch.equal(excluded_mask(ids, csr, 10), want)
+    assert excluded_mask(ids, None, 10) is None
+
+
+def test_candidate_count_caps_at_n():
+    assert candidate_count(50, 0, 10_000) == 66
+    assert candidate_count(50, 10, 60) == 60
+
+
+@pytest.mark.parametrize("metric", ["ip", "cosine"])
+def test_topk_gpu_with_triton_scan_matches_reference(metric):
+    q, W, codes = _data(5, 4, 16, 24, 400, seed=1)
+    exclude = [[0, 1, 2], [], list(range(0, 400, 7)), [399], [5]]
+    csr = st.exclusion_csr(exclude, 5, 400)
+    scale = st.item_scales(W, codes) if metric == "cosine" else None
+    qd, Wd, cd = q.to(DEVICE), W.to(DEVICE), codes.to(DEVICE)
+    sd = None if scale is None else scale.to(DEVICE)
+    got = topk_gpu(qd, Wd, cd, 10, sd, csr, metric, triton_scan, st.query_luts)
+    assert got is not None
+    _check_against_ref(q, W, codes, 10, *got, exclude=exclude, metric=metric)
+
+
+def test_topk_gpu_declines_long_candidate_lists():
+    q, W, codes = _data(2, 4, 16, 24, 1000)
+    csr = st.exclusion_csr([list(range(300)), []], 2, 1000)
+    assert topk_gpu(q.to(DEVICE), W.to(DEVICE), codes.to(DEVICE), 5, None, csr, "ip", triton_scan, st.query_luts) is None
+
+
+def test_rows_with_too_few_admissible_items_end_in_minus_one():
+    q, W, codes = _data(2, 4, 16, 24, 30)
+    exclude = [list(range(27)), []]
+    csr = st.exclusion_csr(exclude, 2, 30)
+    s, i = topk_gpu(q.to(DEVICE), W.to(DEVICE), codes.to(DEVICE), 5, None, csr, "ip", triton_scan, st.query_luts)
+    assert torch.equal(i[0, 3:].cpu(), torch.tensor([-1, -1])) and bool(torch.isneginf(s[0, 3:]).all())
+    _check_against_ref(q, W, codes, 5, s, i, exclude=exclude)
+
+
+# ----------------------------------------------------------------------------- on a CUDA device
+
+needs_cuda = [pytest.mark.gpu, pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")]
+
+
+@pytest.mark.parametrize("backend", ["cuda", "triton", "reference"])
+@pytest.mark.parametrize("metric", ["ip", "cosine"])
+@pytest.mark.parametrize("mode", ["auto", "dense"])
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
+def test_public_score_topk_on_cuda_matches_cpu(backend, metric, mode):
+    if backend == "cuda" and vcuda._C_cuda is None:
+        pytest.skip("vqrec_fast._C_cuda was not built")
+    q, W, codes = _data(37, 32, 256, 64, 20_000, seed=2)
+    scale = torch.rand(20_000) + 0.5
+    exclude = [torch.randint(0, 20_000, (b % 9,)) for b in range(37)]
+    vcuda.set_gpu_backend(backend)
+    try:
+        s, i = vqrec_fast.score_topk(q.cuda(), W.cuda(), codes.cuda(), 50, item_scale=scale.cuda(),
+                                     exclude=[e.cuda() for e in exclude], metric=metric, mode=mode)
+    finally:
+        vcuda.set_gpu_backend("cuda")
+    assert s.is_cuda and i.is_cuda and i.dtype == torch.int64
+    _check_against_ref(q, W, codes, 50, s, i, scale=scale, exclude=exclude, metric=metric)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
+def test_cosine_default_scales_on_cuda_match_cpu():
+    q, W, codes = _data(8, 32, 256, 64, 5000, seed=3)
+    cpu = vqrec_fast.score_topk(q, W, codes, 20, metric="cosine")
+    gpu = vqrec_fast.score_topk(q.cuda(), W.cuda(), codes.cuda(), 20, metric="cosine")
+    assert torch.allclose(gpu[0].cpu(), cpu[0], rtol=1e-5, atol=1e-6)
