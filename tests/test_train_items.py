@@ -53,3 +53,24 @@ def test_pq_quantizer_codes_nearest_centroids():
     for d in range(4):
         dist = ((x[:, None, d * 4 : (d + 1) * 4] - q["centroids"][d].numpy()[None]) ** 2).sum(-1)
         assert (codes[:, d].numpy() == dist.argmin(1)).mean() > 0.99
+
+
+def test_fitted_quantizer_is_cached_by_its_inputs(tmp_path, monkeypatch):
+    """text_codes stores the fit under a key of its inputs: a second call reuses it (same codes, no
+    fit), another seed fits again."""
+    import vqrec_fast.train.items as items
+    from vqrec_fast.data import load_atomic
+    from vqrec_fast.synthetic import write_atomic
+
+    ds = load_atomic(write_atomic(tmp_path / "data", num_items=300, num_users=400))
+    fits = []
+    real_fit = items.fit_quantizer
+    monkeypatch.setattr(items, "fit_quantizer", lambda *a, **k: fits.append(a[4]) or real_fit(*a, **k))
+    cache = tmp_path / "cache"
+    a = items.text_codes(ds, 4, 16, 1, "hash", cache)[0]
+    b = items.text_codes(ds, 4, 16, 1, "hash", cache)[0]
+    c = items.text_codes(ds, 4, 16, 2, "hash", cache)[0]
+    assert fits == [1, 2]  # the second seed-1 call was served from the cache
+    assert torch.equal(a, b) and a.shape == (ds.num_items + 1, 4)
+    assert len(list(cache.glob("quantizer-*.pt"))) == 2
+    assert not torch.equal(a, c)

@@ -114,3 +114,23 @@ def test_unisrec_baseline_pretrains_and_finetunes_the_same_way(tmp_path):
     best = model.state_dict()
     assert torch.equal(best["encoder.layers.1.ff1.weight"], st["model"]["encoder.layers.1.ff1.weight"])
     assert not torch.equal(best["adaptor.weight"], st["model"]["adaptor.weight"])
+
+
+def test_subsample_train_keeps_a_fraction_of_a_loaded_dataset(tmp_path):
+    """The data-fraction runs of the study subsample a dataset read by the atomic loader (whose
+    per-example users once came as a list and broke the subset)."""
+    import numpy as np
+
+    from vqrec_fast.data import load_atomic
+    from vqrec_fast.synthetic import write_atomic
+    from vqrec_fast.transfer.finetune import subsample_train
+
+    ds = load_atomic(write_atomic(tmp_path / "data", num_items=200, num_users=300))
+    sub = subsample_train(ds, 0.25, seed=3)
+    n = len(ds.train)
+    assert len(sub.train) == round(0.25 * n) and sub.valid is ds.valid and sub.test is ds.test
+    # every kept example is one of the originals, with its history, target and user
+    orig = {(tuple(ds.train.history(e).tolist()), int(ds.train.targets[e]), int(ds.train.users[e])) for e in range(n)}
+    for e in range(len(sub.train)):
+        assert (tuple(sub.train.history(e).tolist()), int(sub.train.targets[e]), int(sub.train.users[e])) in orig
+    assert isinstance(ds.train.users, np.ndarray)

@@ -10,6 +10,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import numpy as np
+
 from ._io import dataset_name, read_lines, split_tsv
 from .dataset import Examples, SeqDataset, Sequences
 from .errors import DataFormatError
@@ -143,7 +145,7 @@ def load_atomic(directory, name: Optional[str] = None) -> SeqDataset:
     train, train_users = read_inter(d / f"{name}.train.inter", n)
     valid, valid_users = read_inter(d / f"{name}.valid.inter", n)
     test, users = read_inter(d / f"{name}.test.inter", n)
-    train.users = _user_positions(train_users, users)
+    train.users = np.asarray(_user_positions(train_users, users), dtype=np.int64)
     seqs = _rebuild_sequences(d, name, train, train_users, valid, valid_users, test, users)
     return SeqDataset(name, raw_ids, item_text, train, valid, test, user_raw_ids=users,
                       meta={"format": "atomic", "path": str(d), "filters": []}, sequences=seqs)

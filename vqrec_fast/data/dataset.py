@@ -68,8 +68,8 @@ class Examples:
     def subset(self, index: np.ndarray) -> "Examples":
         index = np.asarray(index, dtype=np.int64)
         hist = [self.history(int(e)).tolist() for e in index]
-        users = None if self.users is None else self.users[index]
-        return Examples.from_lists(hist, self.targets[index].tolist(), users)
+        users = None if self.users is None else np.asarray(self.users)[index]  # loaders may keep a list
+        return Examples.from_lists(hist, np.asarray(self.targets)[index].tolist(), users)
 
 
 @dataclass

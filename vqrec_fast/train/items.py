@@ -9,6 +9,7 @@ Code tables are uint8 [num_items + 1, D]; row 0 (padding) is all zeros and never
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -131,12 +132,32 @@ def text_vectors(ds: SeqDataset, encoder: str = "auto", cache_dir: Path = None) 
     return vec
 
 
+def _cached_quantizer(vec: np.ndarray, train_items: np.ndarray, D: int, K: int, seed: int, cache_dir) -> dict:
+    """fit_quantizer, stored in cache_dir under a key hashed from every input (vectors, training
+    items, D, K, seed): the transfer study's runs on one target share a single fit (~25 s)."""
+    if cache_dir is None:
+        return fit_quantizer(vec, train_items, D, K, seed)
+    h = hashlib.sha1()
+    for part in (np.ascontiguousarray(vec, dtype=np.float32), np.ascontiguousarray(train_items, dtype=np.int64)):
+        h.update(part.tobytes())
+    h.update(f"{D},{K},{seed}".encode())
+    path = Path(cache_dir) / f"quantizer-{h.hexdigest()[:16]}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    q = fit_quantizer(vec, train_items, D, K, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")  # atomic: parallel study workers may race
+    torch.save(q, tmp)
+    os.replace(tmp, path)
+    return q
+
+
 def text_codes(ds: SeqDataset, D: int, K: int, seed: int, encoder: str = "auto", cache_dir: Path = None):
     """Codes from the items' text: vectors -> quantizer fitted on training items -> codes.
     Returns (uint8 [num_items + 1, D], quantizer dict, resolved encoder name)."""
     encoder = resolve_encoder(encoder)
     vec = text_vectors(ds, encoder, cache_dir)
-    q = fit_quantizer(vec, ds.train_item_ids(), D, K, seed)
+    q = _cached_quantizer(vec, ds.train_item_ids(), D, K, seed, cache_dir)
     q["encoder"] = encoder
     codes = encode(vec, q)
     codes[0] = 0
