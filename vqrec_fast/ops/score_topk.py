@@ -15,7 +15,8 @@ quantized LUTs and re-ranks a short list exactly; elsewhere it scans the float L
 the exact float32 scores. For N <= D * K (e.g. evaluation over a few thousand real items) the
 item matrix is smaller than the LUTs, and "auto" instead multiplies the queries with the code-bag
 items in chunks of at most 16M scores. Without the native extension the pure-PyTorch reference
-is used.
+is used. CUDA tensors go to the selected GPU backend's ADC scan for candidates, re-scored exactly
+in fp32 (vqrec_fast/ops/score_topk_gpu.py), so the scores equal the CPU's.
 """
 from __future__ import annotations
 

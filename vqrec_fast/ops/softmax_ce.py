@@ -29,6 +29,10 @@ Choosing fused or dense (the trainer keeps both selectable; they agree to ~1e-6;
   * ``dense_code_softmax_cross_entropy`` for small catalogues (N well below D*K) where three
     dense GEMMs are cheaper than three LUT GEMMs; it needs ~3 * B * N * 4 bytes extra.
 Both return the same value and gradients (seq_out and W), so switching is safe mid-training.
+
+On CUDA tensors the op's kernels come from vqrec_fast/ops/softmax_ce_gpu.py (registered by
+``vqrec_fast.cuda``): an ADC log-sum-exp forward and a backward that rebuilds each item chunk's
+probabilities by an ADC scan over the saved LUT and applies them with GEMMs.
 """
 from __future__ import annotations
 
