@@ -124,3 +124,16 @@ def test_cosine_default_scales_on_cuda_match_cpu():
     cpu = vqrec_fast.score_topk(q, W, codes, 20, metric="cosine")
     gpu = vqrec_fast.score_topk(q.cuda(), W.cuda(), codes.cuda(), 20, metric="cosine")
     assert torch.allclose(gpu[0].cpu(), cpu[0], rtol=1e-5, atol=1e-6)
+
+
+def test_fp16_range_scale_is_a_power_of_two_fitting_fp16():
+    from vqrec_fast.cuda.adc_topk import fp16_range_scale
+
+    for m in (1e-6, 0.37, 1.0, 300.0, 1e5, 3e8):
+        lut = torch.tensor([[m, -m / 2, 0.0]])
+        c = fp16_range_scale(lut)
+        assert c == 2.0 ** round(torch.log2(torch.tensor(c)).item())  # exact power of two
+        assert 2.0**8 < m * c <= 2.0**9
+        assert bool(torch.isfinite((lut * c * 64).half()).all())  # 64 entries of that size still fit fp16
+    assert fp16_range_scale(torch.zeros(2, 3)) == 1.0
+    assert fp16_range_scale(torch.tensor([float("inf")])) == 1.0
