@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from transfer_data import tiny_domain
@@ -61,3 +62,53 @@ def test_cli_transfer_study_gets_its_own_name_when_experiment_is_taken():
     experiment.register(sub)
     a = parser.parse_args(["experiment-transfer", "--target", "T"])
     assert a.target == "T" and a.func.__name__ == "run_transfer"
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_whole_study_runs_end_to_end_on_tiny_domains(tmp_path, jobs):
+    """run_study on three tiny generated domains: every run of the table, the fraction curve, the
+    analyses and the report (a crash in any run, such as the data-fraction subset once, fails here)."""
+    import json
+
+    from vqrec_fast.synthetic import write_atomic
+    from vqrec_fast.transfer.study import StudyConfig, run_study
+
+    dirs = [write_atomic(tmp_path / n, name=n, num_items=60, num_users=90, seed=s)
+            for n, s in (("SrcA", 1), ("SrcB", 2), ("Tgt", 3))]
+    sc = StudyConfig(sources=[str(dirs[0]), str(dirs[1])], target=str(dirs[2]), out=str(tmp_path / "study"),
+                     hidden=16, inner=16, num_subspaces=4, codebook_size=16, pretrain_epochs=1, pretrain_batch=64,
+                     epochs=1, patience=1, align_epochs=1, batch_size=64, fractions=(0.5,), text_encoder="hash", jobs=jobs)
+    res = run_study(sc, log=lambda *_: None)
+    want = {"scratch", "text_scratch", "unisrec_scratch", "scratch_frac0.5", "transfer", "align_random", "align_none",
+            "no_semi_synthetic", "random_codes", "pretrain_codes", "unisrec_transfer", "transfer_frac0.5"}
+    assert set(res["runs"]) == want
+    for name, run in res["runs"].items():
+        assert 0.0 <= run["test"]["ndcg@10"] <= 1.0, name
+    report = (tmp_path / "study" / "study.md").read_text()
+    assert "VQ-Rec pre-trained + fine-tuned" in report and "Training-data fraction" in report
+    assert json.loads((tmp_path / "study" / "study.json").read_text())["seconds"] > 0
+
+
+def test_study_scheduler_runs_costliest_ready_job_first_and_respects_dependencies():
+    """_run_jobs with one worker: the pre-training gate first, then the costliest ready job; a
+    fine-tuning job gets its pre-training's checkpoint."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vqrec_fast.transfer.study import _Job, _run_jobs
+
+    order = []
+
+    def job(*args):
+        order.append(args[1])
+        return {"checkpoint": f"ckpt-{args[1]}", "opts": args[3] if len(args) > 3 else None}
+
+    jobs = {
+        "pretrain": _Job(job, (None, "pretrain", 0.75, "vqrec"), cost=10_500),
+        "cheap": _Job(job, (None, "cheap", "vqrec", {}), cost=10),
+        "dear": _Job(job, (None, "dear", "vqrec", {}), cost=900),
+        "ft": _Job(job, (None, "ft", "vqrec", {"align": "none"}), cost=5000, dep="pretrain"),
+    }
+    with ThreadPoolExecutor(1) as pool:
+        res = _run_jobs(pool, 1, jobs, lambda *_: None, 0.0)
+    assert order == ["pretrain", "ft", "dear", "cheap"]
+    assert res["ft"]["opts"] == {"align": "none", "pretrained": "ckpt-pretrain"}
