@@ -88,27 +88,3 @@ def test_whole_study_runs_end_to_end_on_tiny_domains(tmp_path, jobs):
     assert "VQ-Rec pre-trained + fine-tuned" in report and "Training-data fraction" in report
     assert json.loads((tmp_path / "study" / "study.json").read_text())["seconds"] > 0
 
-
-def test_study_scheduler_runs_costliest_ready_job_first_and_respects_dependencies():
-    """_run_jobs with one worker: the pre-training gate first, then the costliest ready job; a
-    fine-tuning job gets its pre-training's checkpoint."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from vqrec_fast.transfer.study import _Job, _run_jobs
-
-    order = []
-
-    def job(*args):
-        order.append(args[1])
-        return {"checkpoint": f"ckpt-{args[1]}", "opts": args[3] if len(args) > 3 else None}
-
-    jobs = {
-        "pretrain": _Job(job, (None, "pretrain", 0.75, "vqrec"), cost=10_500),
-        "cheap": _Job(job, (None, "cheap", "vqrec", {}), cost=10),
-        "dear": _Job(job, (None, "dear", "vqrec", {}), cost=900),
-        "ft": _Job(job, (None, "ft", "vqrec", {"align": "none"}), cost=5000, dep="pretrain"),
-    }
-    with ThreadPoolExecutor(1) as pool:
-        res = _run_jobs(pool, 1, jobs, lambda *_: None, 0.0)
-    assert order == ["pretrain", "ft", "dear", "cheap"]
-    assert res["ft"]["opts"] == {"align": "none", "pretrained": "ckpt-pretrain"}

@@ -22,9 +22,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from ..train import TrainConfig, Trainer
 from ..train.items import resolve_encoder, text_vectors
@@ -116,52 +116,6 @@ def _analyse(sc: StudyConfig, name: str) -> Dict:
     return {"overemphasis": text_overemphasis(top, ds, vec), "cold_start": cold_start(top, ds)}
 
 
-# Relative cost of each run (seconds each took in the full study of RESULTS.md, two at a time);
-# fractions scale their full-data run.
-_COST = {"pretrain": 421, "pretrain_rho0": 416, "pretrain_unisrec": 717, "scratch": 264, "text_scratch": 376,
-         "unisrec_scratch": 992, "transfer": 285, "align_random": 186, "align_none": 229, "no_semi_synthetic": 343,
-         "random_codes": 527, "pretrain_codes": 266, "unisrec_transfer": 670}
-
-
-def _cost(name: str) -> float:
-    base, _, frac = name.partition("_frac")
-    return _COST.get(base, 300) * (float(frac) if frac else 1.0)
-
-
-@dataclasses.dataclass
-class _Job:
-    fn: Callable
-    args: tuple
-    cost: float
-    dep: Optional[str] = None  # a job whose result the fine-tuning needs (its checkpoint)
-
-
-def _run_jobs(pool, workers: int, jobs: Dict[str, "_Job"], log, t0: float) -> Dict[str, Dict]:
-    """Runs every job once its dependency is done, at most `workers` at a time, costliest ready
-    job first. A fine-tuning job receives its pre-training's checkpoint path."""
-    results: Dict[str, Dict] = {}
-    waiting = dict(jobs)
-    running: Dict = {}
-    while waiting or running:
-        ready = sorted((n for n, j in waiting.items() if j.dep is None or j.dep in results),
-                       key=lambda n: -waiting[n].cost)
-        for n in ready[: max(0, workers - len(running))]:
-            j = waiting.pop(n)
-            args = j.args
-            if j.dep is not None:  # fine-tuning options get the checkpoint
-                sc, name, kind, opts = args
-                args = (sc, name, kind, dict(opts, pretrained=results[j.dep]["checkpoint"]))
-            running[pool.submit(j.fn, *args)] = n
-        finished, _ = wait(running, return_when=FIRST_COMPLETED)
-        for f in finished:
-            n = running.pop(f)
-            results[n] = f.result()
-            pres = ("pretrain", "pretrain_rho0", "pretrain_unisrec")
-            if n in pres and all(p in results for p in pres):
-                log(f"pre-training done ({time.perf_counter() - t0:.0f}s)")
-    return results
-
-
 def run_study(sc: StudyConfig, log=print) -> Dict:
     out = Path(sc.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,36 +124,33 @@ def run_study(sc: StudyConfig, log=print) -> Dict:
     for p in list(sc.sources) + [sc.target]:
         text_vectors(load_domain(p), resolve_encoder(sc.text_encoder), out / "cache")
     log(f"text vectors ready ({time.perf_counter() - t0:.0f}s)")
-    # Every run is a job; a fine-tuning job becomes ready when its pre-training ends, and each free
-    # worker takes the costliest ready job (pre-trainings first, since they gate the fine-tuning).
-    # Costs are relative single-run times measured in the full study (RESULTS.md); ordering the
-    # longest runs (the UniSRec-style ones) first keeps a worker from idling at the end.
-    jobs: Dict[str, _Job] = {}
-    for n, rho, m in (("pretrain", 0.75, "vqrec"), ("pretrain_rho0", 0.0, "vqrec"), ("pretrain_unisrec", 0.0, "unisrec")):
-        jobs[n] = _Job(_run_pretrain, (sc, n, rho, m), cost=10_000 + _COST[n])
-    scratch = {"scratch": ("vqrec", {}), "text_scratch": ("text", None), "unisrec_scratch": ("vqrec", {"model": "unisrec"})}
-    for f in sc.fractions:
-        scratch[f"scratch_frac{f}"] = ("vqrec", {"train_fraction": f})
-    for n, (k, o) in scratch.items():
-        jobs[n] = _Job(_run, (sc, n, k, o), cost=_cost(n))
-    ft = {
-        "transfer": ("pretrain", {}),
-        "align_random": ("pretrain", {"align": "random"}),
-        "align_none": ("pretrain", {"align": "none"}),
-        "no_semi_synthetic": ("pretrain_rho0", {}),
-        "random_codes": ("pretrain", {"codes": "random"}),
-        "pretrain_codes": ("pretrain", {"codes": "pretrain"}),
-        "unisrec_transfer": ("pretrain_unisrec", {"model": "unisrec"}),
-    }
-    for f in sc.fractions:
-        ft[f"transfer_frac{f}"] = ("pretrain", {"train_fraction": f})
-    for n, (dep, o) in ft.items():
-        o = dict(o, align_epochs=sc.align_epochs, align_lr=sc.align_lr)
-        jobs[n] = _Job(_run, (sc, n, "vqrec", o), cost=_cost(n), dep=dep)
     with ProcessPoolExecutor(sc.jobs) as pool:
-        done = _run_jobs(pool, sc.jobs, jobs, log, t0)
-        pre = {n: done[n] for n in ("pretrain", "pretrain_rho0", "pretrain_unisrec")}
-        runs = {n: done[n] for n in jobs if n not in pre}
+        pre = {n: pool.submit(_run_pretrain, sc, n, rho, m)
+               for n, rho, m in (("pretrain", 0.75, "vqrec"), ("pretrain_rho0", 0.0, "vqrec"),
+                                 ("pretrain_unisrec", 0.0, "unisrec"))}
+        scratch = {"scratch": ("vqrec", {}), "text_scratch": ("text", None),
+                   "unisrec_scratch": ("vqrec", {"model": "unisrec"})}
+        for f in sc.fractions:
+            scratch[f"scratch_frac{f}"] = ("vqrec", {"train_fraction": f})
+        futs = {n: pool.submit(_run, sc, n, k, o) for n, (k, o) in scratch.items()}
+        pre = {n: f.result() for n, f in pre.items()}
+        log(f"pre-training done ({time.perf_counter() - t0:.0f}s)")
+        ck, ck0 = pre["pretrain"]["checkpoint"], pre["pretrain_rho0"]["checkpoint"]
+        ft = {
+            "transfer": {"pretrained": ck},
+            "align_random": {"pretrained": ck, "align": "random"},
+            "align_none": {"pretrained": ck, "align": "none"},
+            "no_semi_synthetic": {"pretrained": ck0},
+            "random_codes": {"pretrained": ck, "codes": "random"},
+            "pretrain_codes": {"pretrained": ck, "codes": "pretrain"},
+            "unisrec_transfer": {"pretrained": pre["pretrain_unisrec"]["checkpoint"], "model": "unisrec"},
+        }
+        for f in sc.fractions:
+            ft[f"transfer_frac{f}"] = {"pretrained": ck, "train_fraction": f}
+        for n, o in ft.items():
+            o.update(align_epochs=sc.align_epochs, align_lr=sc.align_lr)
+            futs[n] = pool.submit(_run, sc, n, "vqrec", o)
+        runs = {n: f.result() for n, f in futs.items()}
         log(f"fine-tuning done ({time.perf_counter() - t0:.0f}s)")
         main = [n for n in runs if "frac" not in n]
         an = {n: pool.submit(_analyse, sc, n) for n in main}
