@@ -111,6 +111,19 @@ def test_ties(simd_level, mode):
     check_topk((s, i), q, W, codes, 30)
 
 
+@pytest.mark.parametrize("mode", ["exact", "quantized"])
+def test_ties_beyond_the_rerank_queue(simd_level, mode):
+    # 3 distinct items repeated 3,000 times: more tied candidates per query than the quantized
+    # scan's re-rank queue holds (1,024 per thread), so it must prune and re-score mid-scan; the
+    # best item's ids are excluded for query 0, so its lower bounds must skip them too
+    q, W, codes = make(4, 3, 8, 32, 10, seed=16)
+    codes = codes.repeat(3000, 1)
+    best = int(score_all_ref(q[:1], W, codes[:3]).argmax())
+    exclude = [torch.arange(best, codes.shape[0], 3), [], [], []]
+    s, i = vf.score_topk(q, W, codes, 40, exclude=exclude, mode=mode)
+    check_topk((s, i), q, W, codes, 40, exclude=exclude)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_k_above_n_and_empty(simd_level, mode):
     q, W, codes = make(3, 5, 4, 16, 6, seed=7)

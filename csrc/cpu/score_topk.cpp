@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -75,17 +76,41 @@ void score_topk(const float* lut, int64_t B, int64_t D, int64_t K, const void* c
   std::vector<int64_t> cnt(slots, 0);
   std::vector<float> scratch;
   std::vector<uint8_t> qlut;
-  std::vector<float> qstep, qoffset;
+  std::vector<float> qstep, qoffset, qslack, lb_heap, published;
+  std::vector<int64_t> lb_count, queue_len;
+  std::unique_ptr<int64_t[]> queue_ids_buf;
+  std::unique_ptr<float[]> queue_ub_buf;
+  ScanArgs a{lut, nullptr, nullptr, nullptr, B, D, K, N, codes, ct, item_scale, excl_off, excl_ids, kk,
+             hs.data(), hi.data(), cnt.data(), nullptr, nthreads};
   if (mode == ScanMode::exact) {
     scratch.resize(static_cast<size_t>(D * K * kQueryChunk));
+    a.scratch = scratch.data();
   } else {
     qlut.resize(static_cast<size_t>(B * D * 256));
     qstep.resize(static_cast<size_t>(B));
     qoffset.resize(static_cast<size_t>(B));
-    VQ_DISPATCH(quantize_luts, lut, B, D, K, qlut.data(), qstep.data(), qoffset.data(), nthreads);
+    qslack.resize(static_cast<size_t>(B));
+    VQ_DISPATCH(quantize_luts, lut, B, D, K, qlut.data(), qstep.data(), qoffset.data(), qslack.data(), nthreads);
+    lb_heap.resize(slots * kk);
+    lb_count.assign(slots, 0);
+    published.assign(slots, -std::numeric_limits<float>::infinity());
+    // The queues are written before they are read: no zero-fill (4-6 MB at B=256), so only
+    // the pages a query's queue actually reaches are ever touched.
+    queue_ids_buf.reset(new int64_t[slots * kQueueCap]);
+    queue_ub_buf.reset(new float[slots * kQueueCap]);
+    queue_len.assign(slots, 0);
+    a.qlut = qlut.data();
+    a.qstep = qstep.data();
+    a.qoffset = qoffset.data();
+    a.qslack = qslack.data();
+    a.lb_heap = lb_heap.data();
+    a.lb_count = lb_count.data();
+    a.published = published.data();
+    a.queue_ids = queue_ids_buf.get();
+    a.queue_ub = queue_ub_buf.get();
+    a.queue_len = queue_len.data();
+    a.queue_cap = kQueueCap;
   }
-  ScanArgs a{lut, qlut.data(), qstep.data(), qoffset.data(), B, D, K, N, codes, ct, item_scale, excl_off, excl_ids, kk,
-             hs.data(), hi.data(), cnt.data(), scratch.data(), nthreads};
   if (mode == ScanMode::exact)
     VQ_DISPATCH(scan_topk_exact, a);
   else

@@ -13,14 +13,16 @@
 //   exact      float LUTs, transposed per chunk of queries to [D, K, QB] so that one code
 //              lookup feeds QB queries with one vector load (any K, any SIMD level).
 //   quantized  uint8 LUTs u = round((LUT - bias_d) / step), u in [0, 127], per-sub-space bias and
-//              one step per query. Each thread transposes 4096 items' codes to [block, d, 64]
-//              and, query by query, sums 8 blocks of 64 items with the query's two current
+//              one step per query. Each thread transposes 3840 items' codes to [block, d, 64]
+//              and, query by query, sums 6 blocks of 64 items with the query's two current
 //              sub-space tables held in registers (AVX-512 VBMI: 64 byte look-ups per pair of
-//              permutes; other levels: plain loops). An item whose upper bound
-//              (step * U + sum_d bias_d + slack) * scale can reach the query's current k-th
-//              score is re-scored exactly with the float LUT. slack bounds the quantization
-//              error, so the result equals the exact scan's. Needs K <= 256, uint8 codes, D <= 516.
-//
+//              permutes; other levels: plain loops). Every sum gives an upper and a lower bound
+//              of the exact score (step * U + sum_d bias_d +/- slack, slack bounding the
+//              quantization error). The k-th best lower bound (shared between threads) is the
+//              threshold; items whose upper bound reaches it are queued, and each query's queue
+//              is re-scored exactly with the float LUT at the end (and pruned, or re-scored
+//              early, if it fills). The result equals the exact scan's. Needs K <= 256, uint8
+//              codes, D <= 516.
 // Exclusions: CSR (excl_off [B + 1], excl_ids sorted ascending within each row); an excluded
 // item is never returned. Missing results (fewer than k admissible items) are id -1, score -inf.
 #pragma once
@@ -46,7 +48,7 @@ void score_all(const float* lut, int64_t B, int64_t D, int64_t K, const void* co
 // ---- per-ISA work ----
 struct ScanArgs {
   const float* lut;  // [B, D, K]
-  const uint8_t* qlut;  // [B, D, 256] quantized LUTs (entries >= K are unused), quantized mode only
+  const uint8_t* qlut;  // [B, D, 256] quantized LUTs (layout: quantize_luts), quantized mode only
   const float* qstep;   // [B] step of query q's quantized LUT
   const float* qoffset; // [B] sum_d bias_d + slack (an upper bound of the quantization error)
   int64_t B, D, K, N;
@@ -63,18 +65,33 @@ struct ScanArgs {
   int64_t* heap_count;
   float* scratch;  // exact mode: [D * K * kQueryChunk] transposed LUT chunk
   int nthreads;
+  // ---- quantized mode only (see Candidates in score_topk_kernels.cpp) ----
+  const float* qslack = nullptr;  // [B] the slack inside qoffset
+  float* lb_heap = nullptr;       // [nthreads, B, k] k best lower bounds per thread and query
+  int64_t* lb_count = nullptr;    // [nthreads, B], zero on entry
+  float* published = nullptr;     // [nthreads, B] each thread's k-th best lower bound, -inf on entry
+  int64_t* queue_ids = nullptr;   // [nthreads, B, queue_cap] items queued for the exact re-rank
+  float* queue_ub = nullptr;      // [nthreads, B, queue_cap] their upper bounds
+  int64_t* queue_len = nullptr;   // [nthreads, B], zero on entry
+  int64_t queue_cap = 0;          // >= 16
 };
 constexpr int64_t kQueryChunk = 16;  // queries per pass of the exact scan (one zmm of floats)
-constexpr int kQuantMax = 127;       // quantized entries lie in [0, 127]: two add up in one byte
+constexpr int kQuantMax = 127;
+// Re-rank queue per thread and query (quantized scan): 12 bytes an entry, so 1024 entries cost
+// 12 KiB per query per thread; a full queue is pruned, and re-scored only if pruning fails.
+constexpr int64_t kQueueCap = 1024;       // quantized entries lie in [0, 127]: two add up in one byte
 
 // *ok = every x[i] is finite.
 VQ_DECLARE_ISA_FN(void, all_finite, (const float* x, int64_t n, int nthreads, bool* ok))
-// lut [B, D, K] -> qlut [B, D, 256] (entries >= K zero), qstep [B], qoffset [B] (see ScanArgs):
-// u = round((lut - bias_d) / step), bias_d = min_k lut[d, k], step = max_d span_d / kQuantMax, and
-// qoffset = sum_d bias_d + slack with slack >= the largest possible sum of rounding errors.
+// lut [B, D, K] -> qlut [B, D, 256], qstep [B], qoffset [B], qslack [B] (see ScanArgs):
+// u = round((lut - bias_d) / step), bias_d = min_k lut[d, k], step = max_d span_d / kQuantMax,
+// slack >= the largest possible sum of rounding errors, qoffset = sum_d bias_d + slack.
+// Layout of a sub-space's 256 bytes: u[c] (entries >= K zero) on the scalar and AVX2 levels;
+// on AVX-512 VBMI bytes 0-127 hold u[c] and bytes 128-255 hold u[c + 128] - u[c] mod 256 (the
+// form its look-up adds, see lookup()).
 VQ_DECLARE_ISA_FN(void, quantize_luts,
                   (const float* lut, int64_t B, int64_t D, int64_t K, uint8_t* qlut, float* qstep, float* qoffset,
-                   int nthreads))
+                   float* qslack, int nthreads))
 VQ_DECLARE_ISA_FN(void, scan_topk_exact, (const ScanArgs& a))
 VQ_DECLARE_ISA_FN(void, scan_topk_quantized, (const ScanArgs& a))
 // Writes every score into out [B, N] (ScanArgs heaps unused).
