@@ -5,7 +5,9 @@
 Training shape: forward+backward at B=2048, L=50, D=32, K=256, H=300 (history lengths from
 Scientific.train.inter) against (a) the paper's gather+mean and (b) embedding_bag with the same
 padding. Catalogue shape: forward of N=1,000,000 items against embedding_bag. Outputs and
-gradients are checked against each other inside the benchmark.
+gradients are checked against each other inside the benchmark. Ours and embedding_bag run
+round-robin (one call each per repetition) so that both see the same background load, or back
+to back with --sequential.
 """
 from __future__ import annotations
 
@@ -31,6 +33,23 @@ def timeit(fn, reps):
     return statistics.median(ts)
 
 
+def timeit_interleaved(fns, reps, sequential=False):
+    """Medians of each fn, run round-robin after one warm-up each, so that on a shared machine
+    the contenders see the same background load (the ratios are what count). sequential=True
+    times each fn's repetitions back to back instead."""
+    if sequential:
+        return [timeit(fn, reps) for fn in fns]
+    for fn in fns:
+        fn()
+    ts = [[] for _ in fns]
+    for _ in range(reps):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            ts[i].append(time.perf_counter() - t)
+    return [statistics.median(x) for x in ts]
+
+
 def fwd_bwd(f, table, codes, ids, grad):
     table = table.detach().requires_grad_(True)
     out = f(table, codes, ids)
@@ -43,6 +62,8 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--skip-paper", action="store_true", help="skip (a), which needs ~8 GB and seconds per step")
     ap.add_argument("--catalog", type=int, default=1_000_000)
+    ap.add_argument("--sequential", action="store_true",
+                    help="time each contender's repetitions back to back instead of round-robin")
     args = ap.parse_args()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     print(f"# machine: {cpu}, {torch.get_num_threads()} threads, SIMD level {vf.simd_level()}, torch {torch.__version__}")
@@ -58,8 +79,11 @@ def main():
     torch.testing.assert_close(o_ours, o_eb, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(g_ours, g_eb.reshape(D, K + 1, H)[:, 1:], rtol=1e-4, atol=1e-5)
 
-    t_ours = timeit(lambda: fwd_bwd(seq_ours, W, item_codes, ids, grad), args.reps)
-    t_eb = timeit(lambda: fwd_bwd(seq_embedding_bag, Wflat, pcodes, ids, grad), args.reps)
+    t_ours, t_eb = timeit_interleaved(
+        [lambda: fwd_bwd(seq_ours, W, item_codes, ids, grad), lambda: fwd_bwd(seq_embedding_bag, Wflat, pcodes, ids, grad)],
+        args.reps,
+        args.sequential,
+    )
     rows = [("vqrec_fast.code_bag_seq", t_ours), ("(b) embedding_bag mean, padding_idx=0", t_eb)]
     if not args.skip_paper:
         o_p, g_p = fwd_bwd(seq_paper, Wflat, pcodes, ids, grad)
@@ -84,7 +108,7 @@ def main():
     # int64 flat indices (which cost 8x the codes' memory: 256 MB at N=1e6).
     eb_codes = lambda: F.embedding_bag(codes.long() + offs, Wf, mode="mean")
     torch.testing.assert_close(ours(), eb(), rtol=1e-5, atol=1e-6)
-    t_c, t_e, t_ec = timeit(ours, args.reps), timeit(eb, args.reps), timeit(eb_codes, args.reps)
+    t_c, t_e, t_ec = timeit_interleaved([ours, eb, eb_codes], args.reps, args.sequential)
     print(f"\n| catalogue forward, N={N:,} | median s | ours is x faster |")
     print("| --- | --- | --- |")
     print(f"| vqrec_fast.code_bag (uint8 codes) | {t_c:.4f} | 1.0 |")

@@ -44,22 +44,29 @@ void check_codes_in_range(const void* codes, CodeType ct, int64_t N, int64_t D, 
 void check_ids_in_range(const int64_t* ids, int64_t T, int64_t I, const char* what);
 
 // ---- per-ISA float work ----
-// Rows to gather: row r of `out` is the mean of W[d, code(r, d)]; a row whose `row_of` entry
-// equals `skip_row` (>= 0) is written as zeros. row_of == nullptr means row r = code row r.
+// Rows to gather: row r of `out` is scale * sum_d W[d, code(row_of[r], d)] (row_of == nullptr:
+// code row r).
 struct GatherArgs {
   const float* W;
   int64_t D, K, H;
   const void* codes;
   CodeType ct;
   const int64_t* row_of;  // [R] or nullptr
-  int64_t skip_row;       // padding id, or -1
   int64_t R;
   float* out;  // [R, H]
   float scale;
   int nthreads;
-  // Optional [R] flags: a padding row whose flag is 1 is known to read as zero already (its
-  // pages were never touched, see zero_rows_known) and is not written. nullptr: write all.
-  const uint8_t* already_zero = nullptr;
+};
+// out row t = src row src_of[t], or zeros where src_of[t] < 0 (unless already_zero[t]: the row
+// is known to read as zero already, its pages never touched, see zero_rows_known), in
+// increasing t so that each thread first-touches its own part of a fresh output.
+struct PlaceRowsArgs {
+  const float* src;  // [U, H]
+  const int32_t* src_of;  // [T]
+  int64_t T, H;
+  const uint8_t* already_zero;  // [T] or nullptr
+  float* out;                   // [T, H]
+  int nthreads;
 };
 // dst[s] = scale * sum_{j in [offsets[s], offsets[s+1])} src[perm[j]]; empty -> zeros.
 struct SegmentSumArgs {
@@ -74,6 +81,7 @@ struct SegmentSumArgs {
 };
 
 VQ_DECLARE_ISA_FN(void, gather_mean, (const GatherArgs& a))
+VQ_DECLARE_ISA_FN(void, place_rows, (const PlaceRowsArgs& a))
 VQ_DECLARE_ISA_FN(void, segment_sum, (const SegmentSumArgs& a))
 
 }  // namespace vqrec

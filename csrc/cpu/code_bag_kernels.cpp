@@ -7,7 +7,9 @@
 // instructions).
 #include <cstdint>
 #include <cstring>
-#if defined(__SSE2__)
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
@@ -61,11 +63,21 @@ inline void mean_of_rows(const float* const* rows, int64_t D, int64_t H, float s
     for (int64_t d = 1; d < D; ++d) a += load16(rows[d] + h0);
     store16(out + h0, a * scale);
   }
+  if (h0 == H) return;
+#if defined(__AVX512F__)
+  // Tail (H % 16 columns, 12 at H = 300) in one masked vector: the scalar loop cost a third
+  // of the work at H = 300. Same order of additions as the scalar loop and the full lanes.
+  const __mmask16 m = static_cast<__mmask16>((1u << (H - h0)) - 1);
+  __m512 a = _mm512_maskz_loadu_ps(m, rows[0] + h0);
+  for (int64_t d = 1; d < D; ++d) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, rows[d] + h0));
+  _mm512_mask_storeu_ps(out + h0, m, _mm512_mul_ps(a, _mm512_set1_ps(scale)));
+#else
   for (; h0 < H; ++h0) {  // tail: same order of additions as the vector lanes
     float a = rows[0][h0];
     for (int64_t d = 1; d < D; ++d) a += rows[d][h0];
     out[h0] = a * scale;
   }
+#endif
 }
 
 // Zeroes a padding row. Padded batches are mostly padding (a [2048, 50, 300] batch of real
@@ -101,27 +113,31 @@ void gather_mean(const GatherArgs& a) {
     if (D > 256) rows = heap_rows = new const float*[D];
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < a.R; ++r) {
-      float* o = a.out + r * H;
-      const int64_t code_row = a.row_of != nullptr ? a.row_of[r] : r;
-      if (code_row == a.skip_row) {
-        if (a.already_zero == nullptr || !a.already_zero[r]) zero_row(o, H);
-        continue;
-      }
-      const int64_t base = code_row * D;
+      const int64_t base = (a.row_of != nullptr ? a.row_of[r] : r) * D;
       for (int64_t d = 0; d < D; ++d) rows[d] = a.W + (d * K + code_at(a.codes, a.ct, base + d)) * H;
       // The D rows are scattered over W (L3-resident for the usual 9.8 MB table): start the
       // next output row's first lines early; the hardware prefetcher follows each row.
       if (r + 1 < a.R) {
-        const int64_t next = a.row_of != nullptr ? a.row_of[r + 1] : r + 1;
-        if (next != a.skip_row)
-          for (int64_t d = 0; d < D; ++d)
-            __builtin_prefetch(a.W + (d * K + code_at(a.codes, a.ct, next * D + d)) * H);
+        const int64_t next = (a.row_of != nullptr ? a.row_of[r + 1] : r + 1) * D;
+        for (int64_t d = 0; d < D; ++d) __builtin_prefetch(a.W + (d * K + code_at(a.codes, a.ct, next + d)) * H);
       }
-      mean_of_rows(rows, D, H, a.scale, o);
+      mean_of_rows(rows, D, H, a.scale, a.out + r * H);
     }
-    store_fence();
     delete[] heap_rows;
   }
+}
+
+void place_rows(const PlaceRowsArgs& a) {
+  const int64_t H = a.H;
+#pragma omp parallel for schedule(static) num_threads(a.nthreads)
+  for (int64_t t = 0; t < a.T; ++t) {
+    float* o = a.out + t * H;
+    if (a.src_of[t] >= 0)
+      std::memcpy(o, a.src + static_cast<int64_t>(a.src_of[t]) * H, sizeof(float) * H);
+    else if (a.already_zero == nullptr || !a.already_zero[t])
+      zero_row(o, H);
+  }
+  store_fence();
 }
 
 void segment_sum(const SegmentSumArgs& a) {
@@ -155,11 +171,22 @@ void segment_sum(const SegmentSumArgs& a) {
       for (int64_t i = b + 1; i < e; ++i) acc += load16(a.src + static_cast<int64_t>(a.perm[i]) * H + h0);
       store16(o + h0, acc * a.scale);
     }
+    if (h0 == H) continue;
+#if defined(__AVX512F__)
+    {  // masked tail, as in mean_of_rows
+      const __mmask16 m = static_cast<__mmask16>((1u << (H - h0)) - 1);
+      __m512 acc = _mm512_maskz_loadu_ps(m, a.src + static_cast<int64_t>(a.perm[b]) * H + h0);
+      for (int64_t i = b + 1; i < e; ++i)
+        acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, a.src + static_cast<int64_t>(a.perm[i]) * H + h0));
+      _mm512_mask_storeu_ps(o + h0, m, _mm512_mul_ps(acc, _mm512_set1_ps(a.scale)));
+    }
+#else
     for (; h0 < H; ++h0) {
       float acc = a.src[static_cast<int64_t>(a.perm[b]) * H + h0];
       for (int64_t i = b + 1; i < e; ++i) acc += a.src[static_cast<int64_t>(a.perm[i]) * H + h0];
       o[h0] = acc * a.scale;
     }
+#endif
   }
 }
 
