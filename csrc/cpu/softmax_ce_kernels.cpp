@@ -179,18 +179,29 @@ void load_block(const float* lut, int64_t b0, int64_t nl, int64_t DK, float* out
 }
 
 // s = alpha_n * sum_d T[d*K + code(n, d)]. Four accumulators (sub-spaces d = r mod 4) hide
-// the add latency; the sum order is fixed and mirrored by ce_item_logit().
-inline V16 item_logits(const float* T, const CeScanArgs& a, int64_t n) {
-  const int64_t base = n * a.D;
-  V16 acc[kCeAccumulators];
-  for (int64_t r = 0; r < kCeAccumulators; ++r) acc[r] = set1(0.0f);
+// the add latency; the sum order is fixed and mirrored by ce_item_logit(). Written out with
+// named accumulators and the code width fixed per loop: with an accumulator array and the
+// width tested per code, GCC kept the sums in memory and branched on every code.
+template <typename Code>
+inline V16 item_logits_t(const float* T, const Code* c, int64_t D, int64_t K, float alpha) {
+  V16 a0 = set1(0.0f), a1 = a0, a2 = a0, a3 = a0;
   int64_t d = 0;
-  for (; d + kCeAccumulators <= a.D; d += kCeAccumulators)
-    for (int64_t r = 0; r < kCeAccumulators; ++r)
-      acc[r] = add(acc[r], load(T + ((d + r) * a.K + code_at(a.codes, a.ct, base + d + r)) * L));
-  for (int64_t r = 0; d + r < a.D; ++r)
-    acc[r] = add(acc[r], load(T + ((d + r) * a.K + code_at(a.codes, a.ct, base + d + r)) * L));
-  return mul(add(add(acc[0], acc[1]), add(acc[2], acc[3])), set1(a.alpha[n]));
+  for (; d + 4 <= D; d += 4) {
+    a0 = add(a0, load(T + (d * K + c[d]) * L));
+    a1 = add(a1, load(T + ((d + 1) * K + c[d + 1]) * L));
+    a2 = add(a2, load(T + ((d + 2) * K + c[d + 2]) * L));
+    a3 = add(a3, load(T + ((d + 3) * K + c[d + 3]) * L));
+  }
+  if (d < D) a0 = add(a0, load(T + (d * K + c[d]) * L));
+  if (d + 1 < D) a1 = add(a1, load(T + ((d + 1) * K + c[d + 1]) * L));
+  if (d + 2 < D) a2 = add(a2, load(T + ((d + 2) * K + c[d + 2]) * L));
+  return mul(add(add(a0, a1), add(a2, a3)), set1(alpha));
+}
+
+inline V16 item_logits(const float* T, const CeScanArgs& a, int64_t n) {
+  if (a.ct == CodeType::u8)
+    return item_logits_t(T, static_cast<const uint8_t*>(a.codes) + n * a.D, a.D, a.K, a.alpha[n]);
+  return item_logits_t(T, static_cast<const int32_t*>(a.codes) + n * a.D, a.D, a.K, a.alpha[n]);
 }
 
 // s[i] = logits of items n0 + i, i < cnt
