@@ -201,6 +201,10 @@ def test_native_core_checks_what_it_is_told():
                                out.data_ptr(), 1)
     with pytest.raises(ValueError, match="null pointer"):
         C.code_bag_forward(0, 4, 16, 8, codes.data_ptr(), "uint8", 5, out.data_ptr(), 1)
+    # positions are grouped by item in 32-bit indices: a larger T is refused before any work
+    with pytest.raises(ValueError, match=r"0 <= T < 2\^31"):
+        C.code_bag_seq_forward(W.data_ptr(), 4, 16, 8, codes.data_ptr(), "uint8", 5, ids.data_ptr(), 2**31,
+                               out.data_ptr(), 1)
 
 
 # ------------------------------------------------------------------------------ torch integration

@@ -204,7 +204,8 @@ void code_bag_backward(const float* grad_out, int64_t D, int64_t K, int64_t H, c
 void code_bag_seq_forward(const float* W, int64_t D, int64_t K, int64_t H, const void* item_codes, CodeType ct,
                           int64_t I, const int64_t* ids, int64_t T, float* out, int nthreads, bool out_is_fresh) {
   check_common(W, D, K, H, nthreads);
-  require(I >= 1 && T >= 0, "code_bag_seq: need I >= 1 (padding item 0) and T >= 0");
+  require(I >= 1 && T >= 0 && T <= std::numeric_limits<int32_t>::max(),
+          "code_bag_seq: need I >= 1 (padding item 0) and 0 <= T < 2^31 positions");
   if (T == 0 || H == 0) return;
   require(out != nullptr, "code_bag_seq: out is a null pointer");
   check_ids_in_range(ids, T, I, "item_ids");
