@@ -150,6 +150,31 @@ inline __m512i lookup(const __m512i* t, __m512i idx) {
                          _mm512_maskz_permutex2var_epi8(_mm512_movepi8_mask(idx), t[2], idx, t[3]));
 }
 
+// Codes of 8 consecutive items at D = 32 (256 contiguous bytes) into the transposed block
+// layout: byte r of dst[d * kBlock .. + 8] = code of item r in sub-space d. Per group of 8
+// sub-spaces: two 2-source qword permutes and a lane shuffle gather the 8 items' 8-byte
+// pieces, one byte permute transposes that 8 x 8 byte tile, and a scatter writes its 8 rows.
+// About 6x fewer instructions than the byte-by-byte copy (which took ~6% of the scan).
+inline void transpose8x32(const uint8_t* src, uint8_t* dst) {
+  const __m512i z0 = _mm512_loadu_si512(src), z1 = _mm512_loadu_si512(src + 64);
+  const __m512i z2 = _mm512_loadu_si512(src + 128), z3 = _mm512_loadu_si512(src + 192);
+  // tile[s * 8 + r] = piece[r * 8 + s]: the 8 x 8 byte transpose
+  alignas(64) static constexpr uint8_t kTile[64] = {
+      0, 8,  16, 24, 32, 40, 48, 56, 1, 9,  17, 25, 33, 41, 49, 57, 2, 10, 18, 26, 34, 42,
+      50, 58, 3, 11, 19, 27, 35, 43, 51, 59, 4, 12, 20, 28, 36, 44, 52, 60, 5, 13, 21, 29,
+      37, 45, 53, 61, 6, 14, 22, 30, 38, 46, 54, 62, 7, 15, 23, 31, 39, 47, 55, 63};
+  const __m512i tile = _mm512_load_si512(kTile);
+  const __m512i rows = _mm512_set_epi64(7 * kBlock, 6 * kBlock, 5 * kBlock, 4 * kBlock, 3 * kBlock, 2 * kBlock,
+                                        kBlock, 0);
+  for (int h = 0; h < 4; ++h) {
+    // item r's qword h sits in z[r / 2] at qword (r % 2) * 4 + h; index bit 3 picks the 2nd source
+    const __m512i pick = _mm512_set_epi64(0, 0, 0, 0, 12 + h, 8 + h, 4 + h, h);
+    const __m512i lo = _mm512_permutex2var_epi64(z0, pick, z1), hi = _mm512_permutex2var_epi64(z2, pick, z3);
+    const __m512i pieces = _mm512_shuffle_i64x2(lo, hi, 0x44);  // items 0-3 from lo, 4-7 from hi
+    _mm512_i64scatter_epi64(dst + 8 * h * kBlock, rows, _mm512_permutexvar_epi8(tile, pieces), 1);
+  }
+}
+
 inline void block_hits(const uint8_t* ct, const QueryBound& qb, int64_t D, const float* sc, uint64_t* hits,
                        uint16_t (*U)[kBlock]) {
   // Two sub-spaces are added in bytes (each entry <= 127, so a pair <= 254; the byte adds wrap
@@ -417,6 +442,12 @@ void scan_topk_quantized(const ScanArgs& a) {
       for (int64_t b = 0; b < nb_padded; ++b) {
         const int64_t base = (sb + b) * kBlock;
         uint8_t* cb = ct + b * D * kBlock;
+#if VQ_SCORE_VBMI
+        if (D == 32 && base + kBlock <= N) {  // a full block at the paper's D: vectorised
+          const uint8_t* src = static_cast<const uint8_t*>(a.codes) + base * D;
+          for (int64_t g = 0; g < kBlock; g += 8) transpose8x32(src + g * D, cb + g);
+        } else
+#endif
         for (int64_t i = 0; i < kBlock; ++i) {
           const int64_t n = base + i;
           const uint8_t* row = static_cast<const uint8_t*>(a.codes) + n * D;
