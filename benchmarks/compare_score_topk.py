@@ -11,8 +11,10 @@ Contenders, all for cosine scores of B queries against N code-composed items
   torch_fly        (b) per call embedding_bag + normalize + matmul + topk
   faiss_rq         (c) faiss IndexResidualQuantizer (inner product, same codebooks W / D,
                    ST_LUT_nonorm: one LUT GEMM + code scan); compared with vqrec_fast metric="ip"
-Each is run --reps times after a warm-up; the median is reported, and results are checked
-against torch_pre (scores within 1e-4). Extra memory = peak RSS during the call minus RSS
+Each is run --reps times after a cold first call (which measures memory), round-robin (one
+call of each per repetition, so a drifting background load hits all alike; --sequential runs
+them back to back); the median is reported, and results are checked against torch_pre (scores
+within 1e-4). Extra memory = peak RSS during the call minus RSS
 before it (Linux /proc/self/clear_refs), so it counts native allocations too.
 """
 from __future__ import annotations
@@ -38,28 +40,50 @@ def rss_kb(field: str) -> int:
     return 0
 
 
-def measure(fn, reps: int):
-    """(median wall seconds, extra peak bytes, last result, median CPU seconds of the process).
-
-    The first (cold) call measures memory: peak RSS during it minus RSS before it; later calls
-    would reuse freed allocator pages. CPU seconds (all threads) are reported beside wall time
-    because on a shared machine wall time also counts waiting for a core."""
+def cold(fn):
+    """(extra peak bytes, result) of a first (cold) call: peak RSS during it minus RSS before
+    it; later calls would reuse freed allocator pages."""
     base = rss_kb("VmRSS")
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
         out = fn()
-        extra = (rss_kb("VmHWM") - base) * 1024
+        return (rss_kb("VmHWM") - base) * 1024, out
     except OSError:
-        out, extra = fn(), -1
-    del out
-    times, cpu = [], []
-    for _ in range(reps):
+        return -1, fn()
+
+
+def timed(fns: dict, reps: int, sequential: bool = False) -> dict:
+    """name -> (median wall seconds, median CPU seconds of the process) over `reps` calls each.
+
+    Round-robin by default (one call of each contender per repetition), so that on a shared
+    machine a drifting background load hits every contender alike; sequential=True times each
+    contender's calls back to back. CPU seconds (all threads) are reported beside wall time
+    because on a shared machine wall time also counts waiting for a core."""
+    times = {name: ([], []) for name in fns}
+
+    def one(name):
         t, c = time.perf_counter(), time.process_time()
-        out = fn()
-        times.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    return statistics.median(times), extra, out, statistics.median(cpu)
+        fns[name]()
+        times[name][0].append(time.perf_counter() - t)
+        times[name][1].append(time.process_time() - c)
+
+    if sequential:
+        for name in fns:
+            for _ in range(reps):
+                one(name)
+    else:
+        for _ in range(reps):
+            for name in fns:
+                one(name)
+    return {name: (statistics.median(w), statistics.median(c)) for name, (w, c) in times.items()}
+
+
+def measure(fn, reps: int):
+    """(median wall seconds, extra peak bytes, first result, median CPU seconds) of one contender."""
+    extra, out = cold(fn)
+    (t, c) = timed({"fn": fn}, reps)["fn"]
+    return t, extra, out, c
 
 
 def scaling(a) -> None:
@@ -94,6 +118,8 @@ def main(argv=None) -> None:
     p.add_argument("--H", type=int, default=300)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--skip", default="", help="comma list of contenders to skip")
+    p.add_argument("--sequential", action="store_true",
+                   help="time each contender's repetitions back to back instead of round-robin")
     p.add_argument("--scaling", action="store_true", help="print the N x B scaling table instead")
     p.add_argument("--scaling-N", default="1e4,1e5,1e6,1e7")
     p.add_argument("--scaling-B", default="1,32,256,4096")
@@ -115,7 +141,7 @@ def main(argv=None) -> None:
         f"# B={a.B} N={a.N} k={a.k} D={a.D} K={a.K} H={a.H}; "
         f"simd={vf.simd_level()} threads={torch.get_num_threads()}"
     )
-    rows = {}
+    fns = {}
     with torch.no_grad():
         pre = F.normalize(items(), dim=1)
         scale = 1.0 / items().norm(dim=1)
@@ -124,23 +150,22 @@ def main(argv=None) -> None:
             return torch.topk(F.normalize(q, dim=1) @ pre.t(), a.k, dim=1)
 
         if "torch_pre" not in skip:
-            rows["torch_pre"] = measure(torch_pre, a.reps)
+            fns["torch_pre"] = torch_pre
         ref_scores = torch_pre()[0]
-        del pre
         index = vf.CodeIndex(W, codes, metric="cosine", item_scale=scale)
-        rows["vqrec_fast"] = measure(lambda: index.search(q, a.k), a.reps)
+        fns["vqrec_fast"] = lambda: index.search(q, a.k)
         if "exact" not in skip:
-            rows["vqrec_fast exact"] = measure(
-                lambda: vf.score_topk(q, W, codes, a.k, item_scale=scale, metric="cosine", mode="exact"), a.reps
+            fns["vqrec_fast exact"] = lambda: vf.score_topk(
+                q, W, codes, a.k, item_scale=scale, metric="cosine", mode="exact"
             )
         if "norms" not in skip:
-            rows["vqrec_fast+norms"] = measure(lambda: vf.score_topk(q, W, codes, a.k, metric="cosine"), a.reps)
+            fns["vqrec_fast+norms"] = lambda: vf.score_topk(q, W, codes, a.k, metric="cosine")
 
         def torch_fly():
             return torch.topk(F.normalize(q, dim=1) @ F.normalize(items(), dim=1).t(), a.k, dim=1)
 
         if "torch_fly" not in skip:
-            rows["torch_fly"] = measure(torch_fly, a.reps)
+            fns["torch_fly"] = torch_fly
         if "faiss" not in skip:
             import faiss
 
@@ -153,8 +178,12 @@ def main(argv=None) -> None:
             faiss.copy_array_to_vector(codes.numpy().reshape(-1), ix.codes)
             ix.ntotal = a.N
             qn = q.numpy()
-            rows["faiss_rq (ip)"] = measure(lambda: ix.search(qn, a.k), a.reps)
-            rows["vqrec_fast (ip)"] = measure(lambda: vf.score_topk(q, W, codes, a.k, metric="ip"), a.reps)
+            fns["faiss_rq (ip)"] = lambda: ix.search(qn, a.k)
+            fns["vqrec_fast (ip)"] = lambda: vf.score_topk(q, W, codes, a.k, metric="ip")
+        firsts = {name: cold(fn) for name, fn in fns.items()}  # memory, results to check
+        times = timed(fns, a.reps, a.sequential)
+        rows = {name: (times[name][0], firsts[name][0], firsts[name][1], times[name][1]) for name in fns}
+        if "faiss" not in skip:
             fs = torch.from_numpy(rows["faiss_rq (ip)"][2][0])
             ours_ip = rows["vqrec_fast (ip)"][2][0]
             assert (fs - ours_ip).abs().max() < 1e-4 * max(1.0, float(fs.abs().max())), "ip results differ from faiss"
