@@ -242,6 +242,21 @@ inline void block_hits(const uint8_t* ct, const QueryBound& qb, int64_t D, const
 
 inline int64_t block_item(int64_t j) { return j < 32 ? 2 * j : 2 * (j - 32) + 1; }
 
+// Items base .. base + 63 of uint8 codes [N, D] into cb [D, 64] (cb[d * 64 + i] = code of item
+// base + i in sub-space d; 0 past N).
+inline void transpose_block(const uint8_t* codes, int64_t N, int64_t D, int64_t base, uint8_t* cb) {
+#if VQ_SCORE_VBMI
+  if (D == 32 && base + kBlock <= N) {  // a full block at the paper's D: vectorised
+    for (int64_t g = 0; g < kBlock; g += 8) transpose8x32(codes + (base + g) * D, cb + g);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < kBlock; ++i) {
+    const int64_t n = base + i;
+    for (int64_t d = 0; d < D; ++d) cb[d * kBlock + i] = n < N ? codes[n * D + d] : 0;
+  }
+}
+
 // Threshold of the bound test for a query whose k-th best score is th: D * th, lowered by a
 // relative margin that covers the float rounding of the bound arithmetic.
 inline float bound_of(float th, int64_t D) {
@@ -441,21 +456,7 @@ void scan_topk_quantized(const ScanArgs& a) {
       // N, or filling the last group) get code 0 and scale NaN, which fails every bound test.
       for (int64_t b = 0; b < nb_padded; ++b) {
         const int64_t base = (sb + b) * kBlock;
-        uint8_t* cb = ct + b * D * kBlock;
-#if VQ_SCORE_VBMI
-        if (D == 32 && base + kBlock <= N) {  // a full block at the paper's D: vectorised
-          const uint8_t* src = static_cast<const uint8_t*>(a.codes) + base * D;
-          for (int64_t g = 0; g < kBlock; g += 8) transpose8x32(src + g * D, cb + g);
-        } else
-#endif
-        for (int64_t i = 0; i < kBlock; ++i) {
-          const int64_t n = base + i;
-          const uint8_t* row = static_cast<const uint8_t*>(a.codes) + n * D;
-          if (n < N)
-            for (int64_t d = 0; d < D; ++d) cb[d * kBlock + i] = row[d];
-          else
-            for (int64_t d = 0; d < D; ++d) cb[d * kBlock + i] = 0;
-        }
+        transpose_block(static_cast<const uint8_t*>(a.codes), N, D, base, ct + b * D * kBlock);
         for (int64_t j = 0; j < kBlock; ++j) {
           const int64_t n = base + block_item(j);
           sc[b * kBlock + j] = n < N ? item_scale(a, n) : nan;
