@@ -246,9 +246,14 @@ def _ce_setup(ctx, inputs, output):
     _, lse, alpha, lut = output
     ctx.save_for_backward(seq_out, W, codes, target, extra_codes, lse, alpha, lut)
     ctx.temperature, ctx.normalize = temperature, normalize
+    # Only `rows` carries a gradient; materialising zeros for the other outputs filled a
+    # [B, D*K] tensor every step (14 ms and 64 MB at B=2048, D*K=8192, measured).
+    ctx.set_materialize_grads(False)
 
 
 def _ce_backward(ctx, grad_rows, _g_lse, _g_alpha, _g_lut):
+    if grad_rows is None:  # the loss did not use the per-query rows
+        return None, None, None, None, None, None, None
     seq_out, W, codes, target, extra_codes, lse, alpha, lut = ctx.saved_tensors
     dq, dW = _ce_bwd(
         grad_rows.contiguous(), seq_out, W, codes, target, extra_codes, lse, alpha, lut, ctx.temperature, ctx.normalize
