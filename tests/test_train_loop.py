@@ -87,6 +87,23 @@ def test_fused_and_dense_loss_agree(tiny, tmp_path):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.skipif(not hasattr(vf, "code_softmax_cross_entropy"), reason="fused loss (issue 6) not in this build")
+def test_auto_loss_takes_the_faster_form_for_the_catalogue(monkeypatch):
+    # dense up to D*K items (measured faster there), fused beyond: the spy sees only the latter
+    from vqrec_fast.models.vqrec import VQRec
+
+    calls = []
+    fused = vf.code_softmax_cross_entropy
+    monkeypatch.setattr(vf, "code_softmax_cross_entropy", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    for n_items, codebook, expect_fused in ((100, 64, False), (300, 16, True)):  # D*K = 256 and 64
+        codes = torch.randint(0, codebook, (n_items + 1, 4), dtype=torch.uint8)
+        m = VQRec(codes, codebook_size=codebook, hidden=16, n_layers=1, n_heads=1, inner=16, loss_impl="auto")
+        calls.clear()
+        loss = m.loss(torch.randn(8, 16), torch.randint(1, n_items + 1, (8,)))
+        assert torch.isfinite(loss)
+        assert bool(calls) == expect_fused, (n_items, codebook)
+
+
 def test_checkpoint_is_atomic(tmp_path):
     p = tmp_path / "c.pt"
     checkpoint.save_atomic({"x": torch.ones(3)}, p)

@@ -373,11 +373,17 @@ def dense_code_softmax_cross_entropy(
     )
 
 
+def dense_ce_is_faster(B: int, N: int, D: int, K: int, *, memory_budget: int = 1 << 30) -> bool:
+    """Whether the dense form is the one to use for B queries over N items: the catalogue is
+    small (N <= D*K, where its three [B, N] GEMMs are cheaper than the fused form's three
+    [B, D*K] ones) and its ~3 * B * N * 4 bytes of logits, probabilities and their gradient fit
+    ``memory_budget``."""
+    return N <= D * K and 3 * B * N * 4 <= memory_budget
+
+
 def pick_code_softmax_cross_entropy(B: int, N: int, D: int, K: int, *, memory_budget: int = 1 << 30) -> Callable:
     """The faster of the two forms for a batch of B queries over N items (same signature and
-    results): dense when the catalogue is small (N <= D*K, where its three [B, N] GEMMs are
-    cheaper than the fused form's three [B, D*K] ones) and its ~3 * B * N * 4 bytes of logits,
-    probabilities and their gradient fit ``memory_budget``; fused otherwise."""
-    if N <= D * K and 3 * B * N * 4 <= memory_budget:
+    results): dense when ``dense_ce_is_faster``, fused otherwise."""
+    if dense_ce_is_faster(B, N, D, K, memory_budget=memory_budget):
         return dense_code_softmax_cross_entropy
     return code_softmax_cross_entropy
