@@ -196,3 +196,20 @@ def test_pick_follows_catalogue_size_and_budget():
     assert pick(2048, 4386, 32, 256) is dense_code_softmax_cross_entropy
     assert pick(2048, 25987, 32, 256) is vf.code_softmax_cross_entropy
     assert pick(2048, 4386, 32, 256, memory_budget=1 << 20) is vf.code_softmax_cross_entropy
+
+
+def test_only_the_rows_output_carries_a_gradient():
+    # the op's backward sees no gradient for lse/alpha/lut (no zero [B, D*K] is built for them);
+    # a loss that uses rows differentiates as before, one that uses only lse reaches no input
+    from vqrec_fast.ops.softmax_ce import _ce_fwd
+
+    q, W, codes, target, _ = _problem(5, 9, 2, 4, 6)
+    q.requires_grad_(True)
+    W.requires_grad_(True)
+    rows, lse, _, _ = _ce_fwd(q, W, codes, target, None, 0.07, True)
+    gq, gW = torch.autograd.grad(rows.sum() + 0.0 * lse.sum(), (q, W))
+    ref_q, ref_W = torch.autograd.grad(dense_code_softmax_cross_entropy(q, W, codes, target, reduction="sum"), (q, W))
+    assert_close(gq, ref_q, rtol=1e-4, atol=1e-5, name="d seq_out")
+    assert_close(gW, ref_W, rtol=1e-4, atol=1e-5, name="dW")
+    rows, lse, _, _ = _ce_fwd(q, W, codes, target, None, 0.07, True)
+    assert torch.autograd.grad(lse.sum(), (q, W), allow_unused=True) == (None, None)

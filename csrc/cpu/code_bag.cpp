@@ -243,12 +243,9 @@ void code_bag_seq_backward(const float* grad_out, int64_t D, int64_t K, int64_t 
   // stably by id). Repeated items then cost H adds per extra position instead of D*H.
   const PositionsByItem g = group_positions(ids, T, I);
   const int64_t U = static_cast<int64_t>(g.items.size());
-  const std::vector<int64_t>& uniq = g.items;
-  const std::vector<int64_t>& item_off = g.off;
-  const std::vector<int32_t>& pos = g.pos;
   std::unique_ptr<float[]> item_grad(new float[static_cast<size_t>(U * H)]);  // fully written below
   if (U > 0) {
-    SegmentSumArgs s1{grad_out, H, pos.data(), item_off.data(), U, 1.0f, item_grad.get(), nthreads};
+    SegmentSumArgs s1{grad_out, H, g.pos.data(), g.off.data(), U, 1.0f, item_grad.get(), nthreads};
     VQ_DISPATCH(segment_sum, s1);
   }
   // Stage 2: bucket the distinct items by code in each sub-space and sum their gradients.
@@ -257,7 +254,7 @@ void code_bag_seq_backward(const float* grad_out, int64_t D, int64_t K, int64_t 
   advise_huge_pages(grad_W, sizeof(float) * static_cast<size_t>(D * K * H));
   std::vector<int64_t> offsets;
   std::vector<int32_t> perm;
-  bucket_by_code(item_codes, ct, uniq.data(), U, D, K, offsets, perm);
+  bucket_by_code(item_codes, ct, g.items.data(), U, D, K, offsets, perm);
   SegmentSumArgs s2{item_grad.get(), H, perm.data(), offsets.data(), D * K, 1.0f / static_cast<float>(D), grad_W,
                     nthreads};
   VQ_DISPATCH(segment_sum, s2);

@@ -76,10 +76,10 @@ struct ScanArgs {
   int64_t queue_cap = 0;          // >= 16
 };
 constexpr int64_t kQueryChunk = 16;  // queries per pass of the exact scan (one zmm of floats)
-constexpr int kQuantMax = 127;
+constexpr int kQuantMax = 127;       // quantized entries lie in [0, 127]: two add up in one byte
 // Re-rank queue per thread and query (quantized scan): 12 bytes an entry, so 1024 entries cost
 // 12 KiB per query per thread; a full queue is pruned, and re-scored only if pruning fails.
-constexpr int64_t kQueueCap = 1024;       // quantized entries lie in [0, 127]: two add up in one byte
+constexpr int64_t kQueueCap = 1024;
 
 // *ok = every x[i] is finite.
 VQ_DECLARE_ISA_FN(void, all_finite, (const float* x, int64_t n, int nthreads, bool* ok))

@@ -50,6 +50,7 @@ inline int64_t code_at(const void* codes, CodeType ct, int64_t idx) {
 inline float finish(float sum, float scale, float inv_d) { return sum * (scale * inv_d); }
 
 // Min-heap of (score, id) with `cnt` entries out of capacity k; root = current k-th best.
+// hi == nullptr keeps scores only (the quantized scan's heap of lower bounds).
 inline void heap_push(float* hs, int64_t* hi, int64_t& cnt, int64_t k, float s, int64_t id) {
   int64_t i;
   if (cnt < k) {
@@ -58,7 +59,7 @@ inline void heap_push(float* hs, int64_t* hi, int64_t& cnt, int64_t k, float s, 
       const int64_t p = (i - 1) / 2;
       if (hs[p] <= s) break;
       hs[i] = hs[p];
-      hi[i] = hi[p];
+      if (hi != nullptr) hi[i] = hi[p];
       i = p;
     }
   } else {
@@ -70,12 +71,12 @@ inline void heap_push(float* hs, int64_t* hi, int64_t& cnt, int64_t k, float s, 
       if (c + 1 < k && hs[c + 1] < hs[c]) ++c;
       if (hs[c] >= s) break;
       hs[i] = hs[c];
-      hi[i] = hi[c];
+      if (hi != nullptr) hi[i] = hi[c];
       i = c;
     }
   }
   hs[i] = s;
-  hi[i] = id;
+  if (hi != nullptr) hi[i] = id;
 }
 
 inline float heap_threshold(const float* hs, int64_t cnt, int64_t k) { return cnt < k ? -kInf : hs[0]; }
@@ -327,36 +328,13 @@ struct Candidates {
     ids[*len] = n;
     ub[(*len)++] = ubs;
     if (lbs > heap_threshold(lb, *lb_n, a.k) && !excluded(a, q, n)) {
-      heap_push_value(lbs);
+      heap_push(lb, nullptr, *lb_n, a.k, lbs, n);
       const float own = heap_threshold(lb, *lb_n, a.k);
       if (own > th) {
         th = own;
         __atomic_store(a.published + static_cast<int64_t>(t) * a.B + q, &own, __ATOMIC_RELAXED);
       }
     }
-  }
-
-  void heap_push_value(float s) {  // min-heap of k floats
-    int64_t i, &cnt = *lb_n;
-    const int64_t k = a.k;
-    if (cnt < k) {
-      i = cnt++;
-      while (i > 0 && lb[(i - 1) / 2] > s) {
-        lb[i] = lb[(i - 1) / 2];
-        i = (i - 1) / 2;
-      }
-    } else {
-      i = 0;
-      for (;;) {
-        int64_t c = 2 * i + 1;
-        if (c >= k) break;
-        if (c + 1 < k && lb[c + 1] < lb[c]) ++c;
-        if (lb[c] >= s) break;
-        lb[i] = lb[c];
-        i = c;
-      }
-    }
-    lb[i] = s;
   }
 
   // Drops queued items that can no longer reach th; if fewer than half go, re-scores the
