@@ -6,6 +6,13 @@ namespace vqrec {
 
 void bind_code_bag(py::module_& m) {
   m.def(
+      "advise_huge_pages",
+      [](uintptr_t p, size_t bytes) {
+        if (p != 0) advise_huge_pages(reinterpret_cast<void*>(p), bytes);
+      },
+      py::arg("ptr"), py::arg("bytes"),
+      "Advises transparent huge pages on the 2 MiB-aligned interior of a fresh buffer of at least 8 MiB.");
+  m.def(
       "code_bag_forward",
       [](uintptr_t W, int64_t D, int64_t K, int64_t H, uintptr_t codes, const std::string& ct, int64_t N,
          uintptr_t out, int nthreads) {

@@ -32,6 +32,27 @@ void bind_softmax_ce(py::module_& m) {
       py::arg("lut"), py::arg("B"), py::arg("D"), py::arg("K"), py::arg("codes"), py::arg("code_dtype"), py::arg("N"),
       py::arg("alpha"), py::arg("target"), py::arg("lse"), py::arg("g"), py::arg("grad_lut"), py::arg("rho"),
       py::arg("nthreads"));
+  m.def(
+      "code_bag_norms",
+      [](uintptr_t W, int64_t D, int64_t K, int64_t H, uintptr_t codes, const std::string& ct, int64_t N,
+         uintptr_t norms, int nthreads) {
+        const CodeType t = code_type(ct);
+        py::gil_scoped_release nogil;
+        code_bag_norms(ptr<const float>(W), D, K, H, ptr<const void>(codes), t, N, ptr<float>(norms), nthreads);
+      },
+      py::arg("W"), py::arg("D"), py::arg("K"), py::arg("H"), py::arg("codes"), py::arg("code_dtype"), py::arg("N"),
+      py::arg("norms"), py::arg("nthreads"));
+  m.def(
+      "code_bag_norm_grad",
+      [](uintptr_t W, int64_t D, int64_t K, int64_t H, uintptr_t codes, const std::string& ct, int64_t N,
+         uintptr_t gamma, uintptr_t dW, int nthreads) {
+        const CodeType t = code_type(ct);
+        py::gil_scoped_release nogil;
+        code_bag_norm_grad(ptr<const float>(W), D, K, H, ptr<const void>(codes), t, N, ptr<const float>(gamma),
+                           ptr<float>(dW), nthreads);
+      },
+      py::arg("W"), py::arg("D"), py::arg("K"), py::arg("H"), py::arg("codes"), py::arg("code_dtype"), py::arg("N"),
+      py::arg("gamma"), py::arg("dW"), py::arg("nthreads"));
 }
 
 }  // namespace vqrec

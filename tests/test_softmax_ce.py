@@ -48,9 +48,11 @@ def _compare(q, W, codes, target, ref_fn=code_softmax_cross_entropy_ref, **kw):
     assert_close(gW, rgW, rtol=0, atol=GRAD_TOL * float(rgW.abs().max()) + 1e-12, name="dW")
 
 
-# (B, N, D, K, H): N = 1; tiny; N and B off the tile/block sizes; D not a multiple of 4; the
-# VQ-Rec shape (D=32, K=256, H=300) with a Scientific-sized catalogue.
-SHAPES = [(3, 1, 2, 4, 5), (5, 7, 4, 8, 12), (37, 1000, 8, 16, 31), (17, 129, 3, 5, 7), (40, 4385, 32, 256, 300)]
+# (B, N, D, K, H): N = 1; tiny; N and B off the tile/block sizes; D not a multiple of 4; N over
+# two backward chunks (kCeChunk = 8192 items) with H off the 16-lane chunks; the VQ-Rec shape
+# (D=32, K=256, H=300) with a Scientific-sized catalogue.
+SHAPES = [(3, 1, 2, 4, 5), (5, 7, 4, 8, 12), (37, 1000, 8, 16, 31), (17, 129, 3, 5, 7), (21, 17000, 5, 16, 19),
+          (40, 4385, 32, 256, 300)]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))

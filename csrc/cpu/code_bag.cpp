@@ -8,6 +8,8 @@
 
 #include <cstdint>
 #include <algorithm>
+#include <cstdlib>
+#include <new>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -153,6 +155,17 @@ void advise_huge_pages(void* p, size_t bytes) {
   (void)p;
   (void)bytes;
 #endif
+}
+
+void* alloc_huge_scratch(size_t bytes) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, bytes == 0 ? kHuge : bytes);
+  if (p == nullptr) throw std::bad_alloc();
+#if defined(MADV_HUGEPAGE)
+  madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  return p;
 }
 
 void check_codes_in_range(const void* codes, CodeType ct, int64_t N, int64_t D, int64_t K, const char* what) {

@@ -39,6 +39,11 @@ void code_bag_seq_backward(const float* grad_out, int64_t D, int64_t K, int64_t 
 // Asks the OS for transparent huge pages on a large, not yet touched output buffer.
 void advise_huge_pages(void* p, size_t bytes);
 
+// Scratch memory for tables read at random rows: 2 MiB-aligned, rounded up to whole 2 MiB
+// pages and advised as huge pages (no TLB miss per row). Free with std::free; throws
+// std::bad_alloc when out of memory.
+void* alloc_huge_scratch(size_t bytes);
+
 // Validation helpers shared with other ops: throw std::invalid_argument naming the index.
 void check_codes_in_range(const void* codes, CodeType ct, int64_t N, int64_t D, int64_t K, const char* what);
 void check_ids_in_range(const int64_t* ids, int64_t T, int64_t I, const char* what);

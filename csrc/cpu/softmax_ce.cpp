@@ -4,7 +4,9 @@
 #include "cpu/softmax_ce.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -115,8 +117,11 @@ void code_softmax_ce_backward(const float* lut, int64_t B, int64_t D, int64_t K,
   a.grad_lut = grad_lut;
   const int64_t blocks = (B + kCeLanes - 1) / kCeLanes;
   const int64_t per_call = std::min(blocks, std::max<int64_t>(nthreads, kRhoBudgetFloats / N));
-  std::vector<float> part(static_cast<size_t>(per_call * N));
-  a.rho_part = part.data();
+  // every entry is written by the scan before it is read: no zero fill (a std::vector would
+  // clear up to 64 MiB of fresh pages per call)
+  std::unique_ptr<float, decltype(&std::free)> part(
+      static_cast<float*>(alloc_huge_scratch(sizeof(float) * static_cast<size_t>(per_call * N))), &std::free);
+  a.rho_part = part.get();
   std::vector<uint16_t> bucket_idx;
   std::vector<int32_t> bucket_off;
   bucket_chunks(codes, ct, N, D, K, bucket_idx, bucket_off, nthreads);
@@ -131,7 +136,7 @@ void code_softmax_ce_backward(const float* lut, int64_t B, int64_t D, int64_t K,
 #pragma omp parallel for schedule(static) num_threads(nthreads)
     for (int64_t n = 0; n < N; ++n) {
       float r = rho[n];
-      for (int64_t k = 0; k < nb; ++k) r += part[k * N + n];
+      for (int64_t k = 0; k < nb; ++k) r += a.rho_part[k * N + n];
       rho[n] = r;
     }
   }
@@ -145,6 +150,60 @@ void code_softmax_ce_backward(const float* lut, int64_t B, int64_t D, int64_t K,
     for (int64_t d = 0; d < D; ++d) row[d * K + code_at(codes, ct, t * D + d)] -= w;
     rho[t] -= g[b] * s;
   }
+}
+
+namespace {
+
+void check_lane_args(const float* W, int64_t D, int64_t K, int64_t H, const void* codes, CodeType ct, int64_t N,
+                     int nthreads, const char* what) {
+  const std::string op(what);
+  require(D >= 1 && K >= 1 && H >= 1 && N >= 0, op + ": need D, K, H >= 1 and N >= 0 (got D=" + std::to_string(D) +
+                                                    ", K=" + std::to_string(K) + ", H=" + std::to_string(H) +
+                                                    ", N=" + std::to_string(N) + ")");
+  require(N <= std::numeric_limits<int32_t>::max(), op + ": need N < 2^31 items, got N=" + std::to_string(N));
+  require(nthreads >= 1, op + ": nthreads must be >= 1");
+  require(W != nullptr && (N == 0 || codes != nullptr), op + ": null pointer argument");
+  check_codes_in_range(codes, ct, N, D, K, "codes");
+}
+
+CeLaneArgs lane_args(const float* W, int64_t D, int64_t K, int64_t H, const void* codes, CodeType ct, int64_t N,
+                     int nthreads) {
+  return CeLaneArgs{W, D, K, H, N, codes, ct, /*scale=*/nullptr, /*bucket_idx=*/nullptr, /*bucket_off=*/nullptr,
+                    /*out=*/nullptr, nthreads};
+}
+
+}  // namespace
+
+void code_bag_norms(const float* W, int64_t D, int64_t K, int64_t H, const void* codes, CodeType ct, int64_t N,
+                    float* norms, int nthreads) {
+  check_lane_args(W, D, K, H, codes, ct, N, nthreads, "code_bag_norms");
+  if (N == 0) return;
+  require(norms != nullptr, "code_bag_norms: norms is a null pointer");
+  CeLaneArgs a = lane_args(W, D, K, H, codes, ct, N, nthreads);
+  a.out = norms;
+  VQ_DISPATCH(ce_item_sumsq, a);
+  const float inv_d = 1.0f / static_cast<float>(D);
+  for (int64_t n = 0; n < N; ++n) norms[n] = std::sqrt(norms[n]) * inv_d;
+}
+
+void code_bag_norm_grad(const float* W, int64_t D, int64_t K, int64_t H, const void* codes, CodeType ct, int64_t N,
+                        const float* gamma, float* dW, int nthreads) {
+  check_lane_args(W, D, K, H, codes, ct, N, nthreads, "code_bag_norm_grad");
+  if (N == 0) return;
+  require(gamma != nullptr && dW != nullptr, "code_bag_norm_grad: null pointer argument");
+  // gamma_n e_n / D = (gamma_n / D^2) sum_d' W[d', c_nd']
+  std::vector<float> scale(static_cast<size_t>(N));
+  const float inv_d2 = 1.0f / static_cast<float>(D * D);
+  for (int64_t n = 0; n < N; ++n) scale[n] = gamma[n] * inv_d2;
+  std::vector<uint16_t> bucket_idx;
+  std::vector<int32_t> bucket_off;
+  bucket_chunks(codes, ct, N, D, K, bucket_idx, bucket_off, nthreads);
+  CeLaneArgs a = lane_args(W, D, K, H, codes, ct, N, nthreads);
+  a.scale = scale.data();
+  a.bucket_idx = bucket_idx.data();
+  a.bucket_off = bucket_off.data();
+  a.out = dW;
+  VQ_DISPATCH(ce_norm_grad, a);
 }
 
 }  // namespace vqrec

@@ -12,6 +12,7 @@
 // one exp. exp is a Cephes-style polynomial (about 1 ulp) with intrinsics at AVX2/AVX-512 and
 // std::exp at the scalar level. No globals, no std templates (see code_bag_kernels.cpp).
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "cpu/softmax_ce.h"
@@ -148,22 +149,24 @@ inline float hsum(V16 a) {
 }
 #endif
 
-// Per-thread scratch: the block's LUT (and, backward, its gradient) as [D*K, 16], and one
-// tile of item logits.
+// Per-thread scratch: a [D*K, 16] table (the block's LUT, or a lane chunk of W), optionally
+// a second one for gradients, and a tile of item vectors. One arena on transparent huge pages:
+// the scans read the 512 KiB table at random rows, and on 4 KiB pages that cost an L1 TLB miss
+// on most loads (the forward scan ran ~25% faster on the huge-page arena, measured).
 struct BlockTables {
   float* lut = nullptr;
   float* grad = nullptr;
   V16* tile = nullptr;
+  void* arena = nullptr;
   BlockTables(int64_t DK, bool with_grad) {
-    lut = new float[DK * L];
-    if (with_grad) grad = new float[DK * L];
-    tile = new V16[with_grad ? kCeChunk : kTile];
+    const size_t tab = sizeof(float) * DK * L, tiles = sizeof(V16) * (with_grad ? kCeChunk : kTile);
+    arena = alloc_huge_scratch(tab * (with_grad ? 2 : 1) + tiles);
+    char* p = static_cast<char*>(arena);
+    lut = reinterpret_cast<float*>(p);
+    if (with_grad) grad = reinterpret_cast<float*>(p + tab);
+    tile = reinterpret_cast<V16*>(p + tab * (with_grad ? 2 : 1));
   }
-  ~BlockTables() {
-    delete[] lut;
-    delete[] grad;
-    delete[] tile;
-  }
+  ~BlockTables() { std::free(arena); }
   BlockTables(const BlockTables&) = delete;
   BlockTables& operator=(const BlockTables&) = delete;
 };
@@ -198,10 +201,14 @@ inline V16 item_logits_t(const float* T, const Code* c, int64_t D, int64_t K, fl
   return mul(add(add(a0, a1), add(a2, a3)), set1(alpha));
 }
 
+// scale * sum_d T[d*K + code(n, d)] for item n of a [N, D] code table
+inline V16 item_sum(const float* T, const void* codes, CodeType ct, int64_t D, int64_t K, int64_t n, float scale) {
+  if (ct == CodeType::u8) return item_logits_t(T, static_cast<const uint8_t*>(codes) + n * D, D, K, scale);
+  return item_logits_t(T, static_cast<const int32_t*>(codes) + n * D, D, K, scale);
+}
+
 inline V16 item_logits(const float* T, const CeScanArgs& a, int64_t n) {
-  if (a.ct == CodeType::u8)
-    return item_logits_t(T, static_cast<const uint8_t*>(a.codes) + n * a.D, a.D, a.K, a.alpha[n]);
-  return item_logits_t(T, static_cast<const int32_t*>(a.codes) + n * a.D, a.D, a.K, a.alpha[n]);
+  return item_sum(T, a.codes, a.ct, a.D, a.K, n, a.alpha[n]);
 }
 
 // s[i] = logits of items n0 + i, i < cnt
@@ -235,6 +242,35 @@ void forward_block(const CeScanArgs& a, int64_t blk, const float* T, V16* s) {
   for (int64_t j = 0; j < nl; ++j) a.lse[b0 + j] = m0[j] + std::log(sum0[j]);
 }
 
+// sum of w[idx[j]], j < cnt (cnt >= 1). A bucket holds ~kCeChunk / K items (32 at K = 256):
+// one accumulator chain would wait on the add latency at every item, so four chains (items
+// j = r mod 4) run side by side, summed as ((a0 + a1) + (a2 + a3)): a fixed order.
+inline V16 bucket_sum(const V16* w, const uint16_t* idx, int32_t cnt) {
+  const V16 zero = set1(0.0f);
+  V16 a0 = w[idx[0]], a1 = zero, a2 = zero, a3 = zero;
+  int32_t j = 1;
+  for (; j + 4 <= cnt; j += 4) {
+    a1 = add(a1, w[idx[j]]);
+    a2 = add(a2, w[idx[j + 1]]);
+    a3 = add(a3, w[idx[j + 2]]);
+    a0 = add(a0, w[idx[j + 3]]);
+  }
+  if (j < cnt) a1 = add(a1, w[idx[j]]);
+  if (j + 1 < cnt) a2 = add(a2, w[idx[j + 1]]);
+  if (j + 2 < cnt) a3 = add(a3, w[idx[j + 2]]);
+  return add(add(a0, a1), add(a2, a3));
+}
+
+// G[dk] += sum of the chunk's item vectors w over bucket dk, for every (d, k) row.
+inline void add_buckets(float* G, const V16* w, const uint16_t* idx, const int32_t* off, int64_t DK) {
+  for (int64_t dk = 0; dk < DK; ++dk) {
+    const int32_t lo = off[dk], hi = off[dk + 1];
+    if (lo == hi) continue;
+    float* row = G + dk * L;
+    store(row, add(load(row), bucket_sum(w, idx + lo, hi - lo)));
+  }
+}
+
 // Recomputes the block's logits chunk by chunk, forms each item's weight g * p * alpha (w, one
 // chunk at a time), writes rho partials and adds every bucket's sum of weights to its row of G.
 void backward_block(const CeScanArgs& a, int64_t blk, const float* T, float* G, V16* w) {
@@ -249,22 +285,14 @@ void backward_block(const CeScanArgs& a, int64_t blk, const float* T, float* G, 
   float* rho = a.rho_part + (blk - a.blk_begin) * a.N;
   for (int64_t n0 = 0, c = 0; n0 < a.N; n0 += kCeChunk, ++c) {
     const int64_t cnt = a.N - n0 < kCeChunk ? a.N - n0 : kCeChunk;
+    tile_logits(T, a, n0, cnt, w);  // loads only, then the exps: each loop keeps its units busy
     for (int64_t i = 0; i < cnt; ++i) {
-      const V16 s = item_logits(T, a, n0 + i);
+      const V16 s = w[i];
       const V16 dl = mul(g, vexp(sub(s, lse)));  // dlogit without the target's -g
       rho[n0 + i] = hsum(mul(dl, s));           // a fixed reduction tree per ISA level
       w[i] = mul(dl, set1(a.alpha[n0 + i]));
     }
-    const uint16_t* idx = a.bucket_idx + n0 * a.D;
-    const int32_t* off = a.bucket_off + c * (DK + 1);
-    for (int64_t dk = 0; dk < DK; ++dk) {
-      const int32_t lo = off[dk], hi = off[dk + 1];
-      if (lo == hi) continue;
-      V16 acc = w[idx[lo]];
-      for (int32_t j = lo + 1; j < hi; ++j) acc = add(acc, w[idx[j]]);
-      float* row = G + dk * L;
-      store(row, add(load(row), acc));
-    }
+    add_buckets(G, w, a.bucket_idx + n0 * a.D, a.bucket_off + c * (DK + 1), DK);
   }
 
   for (int64_t j = 0; j < nl; ++j) {
@@ -273,7 +301,60 @@ void backward_block(const CeScanArgs& a, int64_t blk, const float* T, float* G, 
   }
 }
 
+// out[dk * 16 + j] = W[dk * H + 16 c + j]: lane chunk c of the codebooks as a [D*K, 16] table,
+// zero in the lanes past H. At D*K = 8192 it is 512 KiB, so a scan over all items reads it
+// from L2, where whole [D, K, H] rows of a 9.8 MB W come from L3 (the code bag's bound).
+void load_lane_chunk(const float* W, int64_t DK, int64_t H, int64_t c, float* out) {
+  const int64_t h0 = c * L, nl = H - h0 < L ? H - h0 : L;
+  for (int64_t dk = 0; dk < DK; ++dk) {
+    float* dst = out + dk * L;
+    std::memcpy(dst, W + dk * H + h0, sizeof(float) * nl);
+    if (nl < L) std::memset(dst + nl, 0, sizeof(float) * (L - nl));
+  }
+}
+
 }  // namespace
+
+void ce_item_sumsq(const CeLaneArgs& a) {
+  const int64_t DK = a.D * a.K, chunks = (a.H + L - 1) / L;
+#pragma omp parallel num_threads(a.nthreads)
+  {
+    BlockTables t(DK, false);
+    for (int64_t c = 0; c < chunks; ++c) {
+      load_lane_chunk(a.W, DK, a.H, c, t.lut);
+      // a static schedule gives every thread the same items for every chunk, so each item's
+      // sum of squares is built by one thread, chunk by chunk, in a fixed order
+#pragma omp for schedule(static) nowait
+      for (int64_t n = 0; n < a.N; ++n) {
+        const V16 v = item_sum(t.lut, a.codes, a.ct, a.D, a.K, n, 1.0f);
+        const float sq = hsum(mul(v, v));
+        a.out[n] = c == 0 ? sq : a.out[n] + sq;
+      }
+    }
+  }
+}
+
+void ce_norm_grad(const CeLaneArgs& a) {
+  const int64_t DK = a.D * a.K, chunks = (a.H + L - 1) / L;
+#pragma omp parallel num_threads(a.nthreads)
+  {
+    BlockTables t(DK, true);
+    // one thread per lane chunk: it owns columns [16 c, 16 c + 16) of out
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < chunks; ++c) {
+      load_lane_chunk(a.W, DK, a.H, c, t.lut);
+      std::memset(t.grad, 0, sizeof(float) * DK * L);
+      for (int64_t n0 = 0, ch = 0; n0 < a.N; n0 += kCeChunk, ++ch) {
+        const int64_t cnt = a.N - n0 < kCeChunk ? a.N - n0 : kCeChunk;
+        for (int64_t i = 0; i < cnt; ++i) t.tile[i] = item_sum(t.lut, a.codes, a.ct, a.D, a.K, n0 + i, a.scale[n0 + i]);
+        add_buckets(t.grad, t.tile, a.bucket_idx + n0 * a.D, a.bucket_off + ch * (DK + 1), DK);
+      }
+      const int64_t h0 = c * L, nl = a.H - h0 < L ? a.H - h0 : L;
+      for (int64_t dk = 0; dk < DK; ++dk)
+        for (int64_t j = 0; j < nl; ++j) a.out[dk * a.H + h0 + j] += t.grad[dk * L + j];
+    }
+  }
+}
 
 void ce_scan_forward(const CeScanArgs& a) {
   const int64_t DK = a.D * a.K;
