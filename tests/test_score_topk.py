@@ -216,3 +216,20 @@ def test_bad_inputs():
         bad = W.clone()
         bad[0, 0, 0] = float("nan")
         vf.score_topk(q[:0], bad, codes, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int32])
+def test_item_scales_are_inverse_code_bag_norms(simd_level, dtype):
+    # cosine scales 1 / ||item_n|| come from the codes without item rows (native) or from code
+    # bag chunks (reference path); an all-zero item gets scale 0
+    from vqrec_fast.ops.score_topk import item_scales
+
+    _, W, codes = make(1, 3000, 6, 40, 37, seed=5, dtype=dtype)
+    W[:, 0] = 0.0
+    codes[7] = 0
+    items = W.double()[torch.arange(6), codes.long()].mean(1)
+    norms = items.norm(dim=1)
+    want = torch.where(norms > 0, 1.0 / norms, torch.zeros_like(norms))
+    got = item_scales(W, codes)
+    assert got[7] == 0.0
+    assert_close(got.double(), want, rtol=1e-6, atol=0, name="item scales")

@@ -152,8 +152,16 @@ def query_luts(queries: Tensor, W: Tensor, metric: str = "ip") -> Tensor:
 def item_scales(W: Tensor, codes: Tensor) -> Tensor:
     """float32 [N] 1 / ||item_n|| (0 for an all-zero item), item_n = code bag of n.
 
-    Computed in chunks so that at most _SCALE_CHUNK x H floats of items exist at once."""
+    On the CPU with the native core the norms come straight from the codes (``code_bag_norms``:
+    no item rows at all); elsewhere in chunks of at most _SCALE_CHUNK x H floats of items."""
     N = codes.shape[0]
+    if _C is not None and codes.device.type == "cpu" and W.device.type == "cpu" and N > 0:
+        D, K, H = W.shape
+        c, ct = V.native_code_tensor(codes)
+        norms = torch.empty(N, dtype=torch.float32)
+        Wc = W.detach().to(torch.float32).contiguous()
+        _C.code_bag_norms(Wc.data_ptr(), D, K, H, c.data_ptr(), ct, N, norms.data_ptr(), num_threads())
+        return torch.where(norms > 0, 1.0 / norms, torch.zeros_like(norms))
     out = torch.empty(N, dtype=torch.float32, device=codes.device)
     with torch.no_grad():
         for s in range(0, N, _SCALE_CHUNK):
