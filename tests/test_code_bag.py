@@ -100,6 +100,12 @@ def test_seq_over_a_catalogue_much_larger_than_the_batch(simd_level):
     assert_close(gW, ref, rtol=1e-5, atol=1e-5, name="seq grad W")
 
 
+def test_more_than_256_subspaces(simd_level):
+    # D > 256 takes the heap-allocated row-pointer tables (one per thread) of the row gather
+    W, codes = make(300, 3, 17, 50, torch.uint8, seed=4)
+    assert_close(vf.code_bag(W, codes), gather_mean64(W, codes), rtol=1e-6, atol=1e-6, name="D=300 forward")
+
+
 def test_all_padding_and_empty(simd_level):
     W, item_codes = make(4, 16, 8, 5, torch.uint8)
     for shape in [(3, 4), (0, 4), (3, 0), (0, 0)]:

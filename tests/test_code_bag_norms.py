@@ -111,3 +111,12 @@ def test_cpp_checks_codes_and_shapes():
         _C.code_bag_norms(W.data_ptr(), 2, 4, 0, codes.data_ptr(), "uint8", 5, 0, 1)
     with pytest.raises(ValueError, match="null pointer"):
         _C.code_bag_norm_grad(W.data_ptr(), 2, 4, 3, codes.data_ptr(), "uint8", 5, 0, 0, 1)
+
+
+def test_scratch_that_cannot_be_allocated_raises_memory_error():
+    # per-thread tables are allocated before the parallel region: 2 MiB x 10^7 threads cannot
+    # be had, and that must reach Python as MemoryError, not end the process
+    W, codes, _ = _problem(5, 2, 4, 3)
+    out = torch.empty(5)
+    with pytest.raises(MemoryError):
+        _C.code_bag_norms(W.data_ptr(), 2, 4, 3, codes.data_ptr(), "uint8", 5, out.data_ptr(), 10**7)

@@ -14,6 +14,7 @@
 #endif
 
 #include "cpu/code_bag.h"
+#include "common/omp_thread.h"
 
 #ifndef VQ_ISA
 #error "VQ_ISA must name the ISA namespace"
@@ -104,13 +105,20 @@ inline void store_fence() {
 
 void gather_mean(const GatherArgs& a) {
   const int64_t D = a.D, K = a.K, H = a.H;
+  // Row-pointer tables for D > 256 (rare) come from one allocation made before the parallel
+  // region: a std::bad_alloc inside an OpenMP region would end the process. No std containers
+  // here (see the top of the file).
+  struct HeapRows {
+    const float** p;
+    explicit HeapRows(int64_t n) : p(n > 0 ? new const float*[n] : nullptr) {}
+    ~HeapRows() { delete[] p; }
+    HeapRows(const HeapRows&) = delete;
+    HeapRows& operator=(const HeapRows&) = delete;
+  } heap_rows(D > 256 ? D * a.nthreads : 0);
 #pragma omp parallel num_threads(a.nthreads)
   {
-    // Per-thread table of row pointers (fixed cap with heap fallback; no std containers here).
     const float* stack_rows[256];
-    const float** rows = stack_rows;
-    const float** heap_rows = nullptr;
-    if (D > 256) rows = heap_rows = new const float*[D];
+    const float** rows = D > 256 ? heap_rows.p + D * omp_thread_id() : stack_rows;
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < a.R; ++r) {
       const int64_t base = (a.row_of != nullptr ? a.row_of[r] : r) * D;
@@ -123,7 +131,6 @@ void gather_mean(const GatherArgs& a) {
       }
       mean_of_rows(rows, D, H, a.scale, a.out + r * H);
     }
-    delete[] heap_rows;
   }
 }
 

@@ -8,16 +8,13 @@
 #include <limits>
 
 #include "cpu/score_topk.h"
+#include "common/omp_thread.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VBMI__)
 #include <immintrin.h>
 #define VQ_SCORE_VBMI 1
 #else
 #define VQ_SCORE_VBMI 0
-#endif
-
-#ifdef _OPENMP
-#include <omp.h>
 #endif
 
 #ifndef VQ_ISA
@@ -33,14 +30,6 @@ constexpr int64_t kBlock = 64;        // items per quantized block (one zmm of c
 constexpr int64_t kSuperBlocks = 60;  // blocks whose codes a thread transposes at once (L2-sized)
 constexpr int kGroup = 6;             // blocks scored per pass of one query's tables
 constexpr float kInf = std::numeric_limits<float>::infinity();
-
-inline int thread_id() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
 
 inline int64_t code_at(const void* codes, CodeType ct, int64_t idx) {
   return ct == CodeType::u8 ? static_cast<const uint8_t*>(codes)[idx] : static_cast<const int32_t*>(codes)[idx];
@@ -388,7 +377,7 @@ void scan_topk_exact(const ScanArgs& a) {
 
 #pragma omp parallel num_threads(a.nthreads)
     {
-      const int t = thread_id();
+      const int t = omp_thread_id();
       float th[QB];
       for (int64_t j = 0; j < QB; ++j) {
         const int64_t slot = static_cast<int64_t>(t) * B + q0 + j;
@@ -419,11 +408,26 @@ void scan_topk_quantized(const ScanArgs& a) {
   const int64_t D = a.D, N = a.N, B = a.B;
   const int64_t nblocks = (N + kBlock - 1) / kBlock;
   const float nan = std::numeric_limits<float>::quiet_NaN();
+  // Per-thread buffers, allocated before the parallel region (a std::bad_alloc thrown inside
+  // an OpenMP region would end the process; here it reaches the caller).
+  struct Buffers {  // per thread: its codes ([blocks, D, 64] bytes), then its scales
+    const int64_t code_bytes, per_thread;
+    char* mem;
+    Buffers(int n, int64_t D)
+        : code_bytes(kSuperBlocks * D * kBlock),
+          per_thread(code_bytes + static_cast<int64_t>(sizeof(float)) * kSuperBlocks * kBlock),
+          mem(new char[n * per_thread]) {}
+    ~Buffers() { delete[] mem; }
+    Buffers(const Buffers&) = delete;
+    Buffers& operator=(const Buffers&) = delete;
+    uint8_t* codes(int t) const { return reinterpret_cast<uint8_t*>(mem + t * per_thread); }
+    float* scales(int t) const { return reinterpret_cast<float*>(mem + t * per_thread + code_bytes); }
+  } buffers(a.nthreads, D);
 #pragma omp parallel num_threads(a.nthreads)
   {
-    const int t = thread_id();
-    uint8_t* ct = new uint8_t[kSuperBlocks * D * kBlock];  // [blocks, D, 64] transposed codes
-    float* sc = new float[kSuperBlocks * kBlock];          // [blocks, 64] scales in block order
+    const int t = omp_thread_id();
+    uint8_t* ct = buffers.codes(t);  // [blocks, D, 64] transposed codes
+    float* sc = buffers.scales(t);   // [blocks, 64] scales in block order
     // Superblocks are handed out dynamically: the heaps are per thread, so any split is valid,
     // and a thread that the OS descheduled does not hold the others up.
 #pragma omp for schedule(dynamic, 1)
@@ -467,8 +471,6 @@ void scan_topk_quantized(const ScanArgs& a) {
         }
       }
     }
-    delete[] sc;
-    delete[] ct;
     // Every thread's lower bounds are final once all have scanned: re-score each queue with
     // the final threshold.
 #pragma omp barrier

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "cpu/softmax_ce.h"
+#include "common/omp_thread.h"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -150,25 +151,35 @@ inline float hsum(V16 a) {
 #endif
 
 // Per-thread scratch: a [D*K, 16] table (the block's LUT, or a lane chunk of W), optionally
-// a second one for gradients, and a tile of item vectors. One arena on transparent huge pages:
-// the scans read the 512 KiB table at random rows, and on 4 KiB pages that cost an L1 TLB miss
-// on most loads (the forward scan ran ~25% faster on the huge-page arena, measured).
-struct BlockTables {
-  float* lut = nullptr;
-  float* grad = nullptr;
-  V16* tile = nullptr;
-  void* arena = nullptr;
-  BlockTables(int64_t DK, bool with_grad) {
-    const size_t tab = sizeof(float) * DK * L, tiles = sizeof(V16) * (with_grad ? kCeChunk : kTile);
-    arena = alloc_huge_scratch(tab * (with_grad ? 2 : 1) + tiles);
-    char* p = static_cast<char*>(arena);
-    lut = reinterpret_cast<float*>(p);
-    if (with_grad) grad = reinterpret_cast<float*>(p + tab);
-    tile = reinterpret_cast<V16*>(p + tab * (with_grad ? 2 : 1));
+// a second one for gradients, and a tile of item vectors, on transparent huge pages: the scans
+// read the 512 KiB table at random rows, and on 4 KiB pages that cost an L1 TLB miss on most
+// loads (the forward scan ran ~25% faster on huge pages, measured). All threads' tables come
+// from one allocation made before the parallel region, so that running out of memory reaches
+// the caller as std::bad_alloc (a throw inside an OpenMP region would end the process).
+struct ThreadTables {
+  char* mem = nullptr;
+  size_t per_thread = 0, tab = 0;
+  bool with_grad;
+  ThreadTables(int nthreads, int64_t DK, bool grad) : with_grad(grad) {
+    constexpr size_t kHuge = size_t(2) << 20;
+    tab = sizeof(float) * DK * L;
+    const size_t bytes = tab * (with_grad ? 2 : 1) + sizeof(V16) * (with_grad ? kCeChunk : kTile);
+    per_thread = (bytes + kHuge - 1) / kHuge * kHuge;  // each thread on its own huge pages
+    mem = static_cast<char*>(alloc_huge_scratch(per_thread * static_cast<size_t>(nthreads)));
   }
-  ~BlockTables() { std::free(arena); }
-  BlockTables(const BlockTables&) = delete;
-  BlockTables& operator=(const BlockTables&) = delete;
+  ~ThreadTables() { std::free(mem); }
+  ThreadTables(const ThreadTables&) = delete;
+  ThreadTables& operator=(const ThreadTables&) = delete;
+  struct Slice {
+    float* lut;
+    float* grad;
+    V16* tile;
+  };
+  Slice of(int thread) const {
+    char* p = mem + per_thread * static_cast<size_t>(thread);
+    return {reinterpret_cast<float*>(p), with_grad ? reinterpret_cast<float*>(p + tab) : nullptr,
+            reinterpret_cast<V16*>(p + tab * (with_grad ? 2 : 1))};
+  }
 };
 
 // lanes of block blk that are real queries (the last block may be partial)
@@ -317,9 +328,10 @@ void load_lane_chunk(const float* W, int64_t DK, int64_t H, int64_t c, float* ou
 
 void ce_item_sumsq(const CeLaneArgs& a) {
   const int64_t DK = a.D * a.K, chunks = (a.H + L - 1) / L;
+  const ThreadTables tables(a.nthreads, DK, false);
 #pragma omp parallel num_threads(a.nthreads)
   {
-    BlockTables t(DK, false);
+    const ThreadTables::Slice t = tables.of(omp_thread_id());
     for (int64_t c = 0; c < chunks; ++c) {
       load_lane_chunk(a.W, DK, a.H, c, t.lut);
       // a static schedule gives every thread the same items for every chunk, so each item's
@@ -336,9 +348,10 @@ void ce_item_sumsq(const CeLaneArgs& a) {
 
 void ce_norm_grad(const CeLaneArgs& a) {
   const int64_t DK = a.D * a.K, chunks = (a.H + L - 1) / L;
+  const ThreadTables tables(a.nthreads, DK, true);
 #pragma omp parallel num_threads(a.nthreads)
   {
-    BlockTables t(DK, true);
+    const ThreadTables::Slice t = tables.of(omp_thread_id());
     // one thread per lane chunk: it owns columns [16 c, 16 c + 16) of out
 #pragma omp for schedule(dynamic, 1)
     for (int64_t c = 0; c < chunks; ++c) {
@@ -358,9 +371,10 @@ void ce_norm_grad(const CeLaneArgs& a) {
 
 void ce_scan_forward(const CeScanArgs& a) {
   const int64_t DK = a.D * a.K;
+  const ThreadTables tables(a.nthreads, DK, false);
 #pragma omp parallel num_threads(a.nthreads)
   {
-    BlockTables t(DK, false);
+    const ThreadTables::Slice t = tables.of(omp_thread_id());
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = a.blk_begin; blk < a.blk_end; ++blk) {
       load_block(a.lut, blk * L, lanes_of(blk, a.B), DK, t.lut);
@@ -371,9 +385,10 @@ void ce_scan_forward(const CeScanArgs& a) {
 
 void ce_scan_backward(const CeScanArgs& a) {
   const int64_t DK = a.D * a.K;
+  const ThreadTables tables(a.nthreads, DK, true);
 #pragma omp parallel num_threads(a.nthreads)
   {
-    BlockTables t(DK, true);
+    const ThreadTables::Slice t = tables.of(omp_thread_id());
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = a.blk_begin; blk < a.blk_end; ++blk) {
       load_block(a.lut, blk * L, lanes_of(blk, a.B), DK, t.lut);
