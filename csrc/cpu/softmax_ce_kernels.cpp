@@ -253,32 +253,16 @@ void forward_block(const CeScanArgs& a, int64_t blk, const float* T, V16* s) {
   for (int64_t j = 0; j < nl; ++j) a.lse[b0 + j] = m0[j] + std::log(sum0[j]);
 }
 
-// sum of w[idx[j]], j < cnt (cnt >= 1). A bucket holds ~kCeChunk / K items (32 at K = 256):
-// one accumulator chain would wait on the add latency at every item, so four chains (items
-// j = r mod 4) run side by side, summed as ((a0 + a1) + (a2 + a3)): a fixed order.
-inline V16 bucket_sum(const V16* w, const uint16_t* idx, int32_t cnt) {
-  const V16 zero = set1(0.0f);
-  V16 a0 = w[idx[0]], a1 = zero, a2 = zero, a3 = zero;
-  int32_t j = 1;
-  for (; j + 4 <= cnt; j += 4) {
-    a1 = add(a1, w[idx[j]]);
-    a2 = add(a2, w[idx[j + 1]]);
-    a3 = add(a3, w[idx[j + 2]]);
-    a0 = add(a0, w[idx[j + 3]]);
-  }
-  if (j < cnt) a1 = add(a1, w[idx[j]]);
-  if (j + 1 < cnt) a2 = add(a2, w[idx[j + 1]]);
-  if (j + 2 < cnt) a3 = add(a3, w[idx[j + 2]]);
-  return add(add(a0, a1), add(a2, a3));
-}
-
-// G[dk] += sum of the chunk's item vectors w over bucket dk, for every (d, k) row.
+// G[dk] += sum of the chunk's item vectors w over bucket dk (in bucket order), for every
+// (d, k) row. (Four interleaved accumulator chains per bucket measured no faster.)
 inline void add_buckets(float* G, const V16* w, const uint16_t* idx, const int32_t* off, int64_t DK) {
   for (int64_t dk = 0; dk < DK; ++dk) {
     const int32_t lo = off[dk], hi = off[dk + 1];
     if (lo == hi) continue;
+    V16 acc = w[idx[lo]];
+    for (int32_t j = lo + 1; j < hi; ++j) acc = add(acc, w[idx[j]]);
     float* row = G + dk * L;
-    store(row, add(load(row), bucket_sum(w, idx + lo, hi - lo)));
+    store(row, add(load(row), acc));
   }
 }
 
@@ -296,9 +280,8 @@ void backward_block(const CeScanArgs& a, int64_t blk, const float* T, float* G, 
   float* rho = a.rho_part + (blk - a.blk_begin) * a.N;
   for (int64_t n0 = 0, c = 0; n0 < a.N; n0 += kCeChunk, ++c) {
     const int64_t cnt = a.N - n0 < kCeChunk ? a.N - n0 : kCeChunk;
-    tile_logits(T, a, n0, cnt, w);  // loads only, then the exps: each loop keeps its units busy
     for (int64_t i = 0; i < cnt; ++i) {
-      const V16 s = w[i];
+      const V16 s = item_logits(T, a, n0 + i);
       const V16 dl = mul(g, vexp(sub(s, lse)));  // dlogit without the target's -g
       rho[n0 + i] = hsum(mul(dl, s));           // a fixed reduction tree per ISA level
       w[i] = mul(dl, set1(a.alpha[n0 + i]));
