@@ -6,9 +6,10 @@
 //   LUT[b, d*K + k] = q_hat_b . W[d, k],   alpha_n = 1 / (t * D * |e_n|)
 // so the logits are an ADC scan over a [B, D*K] look-up table: the N x H item matrix and the
 // B x N logits matrix never exist. The caller builds LUT with one GEMM (Q_hat W_flat^T) and
-// alpha with the code bag; this file does the scan with a per-query log-sum-exp (forward) and
-// the accumulation of dL/dLUT plus the per-item scalar rho_n = sum_b dlogit_bn * s_bn (backward),
-// from which the caller gets dq_hat = A W_flat, dW = A^T Q_hat + the |e_n| term.
+// alpha with code_bag_norms (below); this file does the scan with a per-query log-sum-exp
+// (forward) and the accumulation of dL/dLUT plus the per-item scalar
+// rho_n = sum_b dlogit_bn * s_bn (backward), from which the caller gets dq_hat = A W_flat and
+// dW = A^T Q_hat + the |e_n| term (code_bag_norm_grad, below).
 //
 // Two passes: forward computes lse per query; backward recomputes the logits from the same
 // LUT (bit-identical) and forms dlogit = g_b * exp(s_bn - lse_b), minus g_b at the target.
