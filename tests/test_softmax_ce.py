@@ -197,6 +197,8 @@ def test_pick_follows_catalogue_size_and_budget():
 
     assert pick(2048, 4386, 32, 256) is dense_code_softmax_cross_entropy
     assert pick(2048, 25987, 32, 256) is vf.code_softmax_cross_entropy
+    assert pick(2048, 6144, 32, 256) is dense_code_softmax_cross_entropy  # the crossover, 3/4 of D*K
+    assert pick(2048, 7000, 32, 256) is vf.code_softmax_cross_entropy
     assert pick(2048, 4386, 32, 256, memory_budget=1 << 20) is vf.code_softmax_cross_entropy
 
 

@@ -89,7 +89,7 @@ def test_fused_and_dense_loss_agree(tiny, tmp_path):
 
 @pytest.mark.skipif(not hasattr(vf, "code_softmax_cross_entropy"), reason="fused loss (issue 6) not in this build")
 def test_auto_loss_takes_the_faster_form_for_the_catalogue(monkeypatch):
-    # dense up to D*K items (measured faster there), fused beyond: the spy sees only the latter
+    # dense up to 3/4 of D*K items (measured faster there), fused beyond: the spy sees only the latter
     from vqrec_fast.models.vqrec import VQRec
 
     calls = []

@@ -5,7 +5,8 @@ against every item's code-composed vector (the paper's inductive setting).
 The loss and top-k can use the fused kernels (``loss_impl="fused"``: no [E, N] logits;
 ``score_topk``: no [B, N] score matrix) when those ops are available; ``"dense"`` is the
 straightforward PyTorch composition and the fallback. ``"auto"`` (the default) takes the
-faster loss for the catalogue: dense up to D*K items (8,192 at the paper's size), fused beyond.
+faster loss for the catalogue: dense up to 3/4 of D*K items (6,144 at the paper's size), fused
+beyond.
 """
 from __future__ import annotations
 
@@ -68,8 +69,8 @@ class VQRec(SeqRecModel):
         fn = _fused_loss_fn()
         impl = self.loss_impl
         if impl == "auto" and fn is not None:
-            # The measured rule of vqrec_fast.ops.softmax_ce: dense for catalogues up to D*K
-            # items (Scientific's 4,385: a training step 1.24 s vs 1.55 s per 3 batches fused),
+            # The measured rule of vqrec_fast.ops.softmax_ce: dense for catalogues up to 3/4 of
+            # D*K items (Scientific's 4,385: a training step 1.24 s vs 1.55 s per 3 batches fused),
             # fused beyond that or when the dense logits would not fit 1 GiB.
             from ..ops.softmax_ce import dense_ce_is_faster
 

@@ -115,7 +115,7 @@ DOCS: Dict[str, str] = {
     "eval_batch_size": "histories per evaluation batch",
     "train_layout": "sequence (one row per user, a target at every position; same examples, fewer tokens) "
                     "or prefix (one row per example, RecBole's layout)",
-    "loss_impl": "full-softmax loss: fused (vqrec_fast.code_softmax_cross_entropy), dense, or auto (dense up to D*K items, fused beyond)",
+    "loss_impl": "full-softmax loss: fused (vqrec_fast.code_softmax_cross_entropy), dense, or auto (dense up to 3/4 of D*K items, fused beyond)",
     "topk_impl": "evaluation scorer: fused (vqrec_fast.score_topk), dense (chunked matmul + topk), or auto",
     "seed": "seed of init, shuffling and dropout",
     "threads": "torch CPU threads (0 = torch's default)",
