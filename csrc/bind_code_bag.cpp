@@ -11,7 +11,7 @@ void bind_code_bag(py::module_& m) {
         if (p != 0) advise_huge_pages(reinterpret_cast<void*>(p), bytes);
       },
       py::arg("ptr"), py::arg("bytes"),
-      "Advises transparent huge pages on the 2 MiB-aligned interior of a fresh buffer of at least 8 MiB.");
+      "Advises transparent huge pages on the 2 MiB-aligned interior of a fresh buffer of 8 to 512 MiB.");
   m.def(
       "code_bag_forward",
       [](uintptr_t W, int64_t D, int64_t K, int64_t H, uintptr_t codes, const std::string& ct, int64_t N,

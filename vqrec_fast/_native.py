@@ -95,7 +95,7 @@ def num_threads() -> int:
     return max(1, torch.get_num_threads())
 
 
-_HUGE_MIN_BYTES = 8 << 20  # below this the kernel ignores the advice (csrc/cpu/code_bag.cpp)
+_HUGE_MIN_BYTES = 8 << 20  # below this (and above 512 MiB) the core ignores the advice (csrc/cpu/code_bag.cpp)
 
 
 def empty_huge(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -146,8 +146,17 @@ void advise_huge_pages(void* p, size_t bytes) {
   // Large outputs are freshly mmap'ed by the allocator; first-touch page faults on 4 KiB pages
   // cost more than the kernel's own work (a [2048, 50, 300] float output is 123 MB). Asking for
   // transparent huge pages on the 2 MiB-aligned interior cuts the faults ~500x. Advisory only.
+  //
+  // Not above kMaxAdvised: a buffer that large is usually made once (a catalogue's [N, H]
+  // rows), and on a VM whose balloon reports free memory to the host (this project's machines:
+  // virtio-balloon free page reporting) its huge pages come from blocks the host has taken
+  // back, each refaulted there: a 1.2 GB output took 0.38-3 s on huge pages against a steady
+  // 0.67-0.8 s on 4 KiB pages (measured, benchmarks/RESULTS.md). Per-step buffers (a training
+  // batch's 123 MB output, the fused loss's 64 MB tables) are freed and made again within
+  // milliseconds, so theirs stay backed and the advice pays.
   constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-  if (bytes < 4 * kHuge) return;
+  constexpr size_t kMaxAdvised = size_t(512) << 20;
+  if (bytes < 4 * kHuge || bytes > kMaxAdvised) return;
   const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
   const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kHuge - 1);
   if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
