@@ -1,8 +1,8 @@
 """The lane-chunk kernels behind the fused softmax cross-entropy's item norms and norm gradient
 (``_C.code_bag_norms``, ``_C.code_bag_norm_grad``) against a float64 PyTorch reference, at
 every SIMD level: H below, at and off the 16-lane chunks, D off the 4 accumulators, N over
-two backward chunks (8192 items), int32 codes, N = 0; determinism across thread counts; the
-C++ argument checks."""
+two backward chunks (8192 items) and on both sides of the norms' small-catalogue path (12,000
+items), int32 codes, N = 0; determinism across thread counts; the C++ argument checks."""
 from __future__ import annotations
 
 import pytest
@@ -85,8 +85,9 @@ def test_int32_codes_and_empty_catalogue():
     assert torch.equal(_norm_grad(W, empty, torch.zeros(0), dW), torch.ones_like(W))
 
 
-def test_bit_identical_across_thread_counts():
-    W, codes, gamma = _problem(9000, 6, 16, 40, seed=3)
+@pytest.mark.parametrize("N", [9000, 13000])  # code-bag tiles below 12,000 items, lane chunks above
+def test_bit_identical_across_thread_counts(N):
+    W, codes, gamma = _problem(N, 6, 16, 40, seed=3)
     before = torch.get_num_threads()
     results = []
     try:
@@ -114,9 +115,20 @@ def test_cpp_checks_codes_and_shapes():
 
 
 def test_scratch_that_cannot_be_allocated_raises_memory_error():
-    # per-thread tables are allocated before the parallel region: 2 MiB x 10^7 threads cannot
-    # be had, and that must reach Python as MemoryError, not end the process
-    W, codes, _ = _problem(5, 2, 4, 3)
-    out = torch.empty(5)
+    # per-thread tables are allocated before the parallel region (and before W is read): a
+    # [D*K, 16] table at K = 2^40 cannot be had, and that must reach Python as MemoryError,
+    # not end the process. 12,000 items take the lane-chunk path.
+    N, K = 12_000, 1 << 40
+    W = torch.zeros(4)
+    codes = torch.zeros(N, 1, dtype=torch.int32)
+    out = torch.empty(N)
     with pytest.raises(MemoryError):
-        _C.code_bag_norms(W.data_ptr(), 2, 4, 3, codes.data_ptr(), "uint8", 5, out.data_ptr(), 10**7)
+        _C.code_bag_norms(W.data_ptr(), 1, K, 3, codes.data_ptr(), "int32", N, out.data_ptr(), 2)
+
+
+def test_thread_count_is_bounded():
+    W, codes, gamma = _problem(5, 2, 4, 3)
+    out = torch.empty(5)
+    for bad in (0, 5000):
+        with pytest.raises(ValueError, match=r"nthreads must be in \[1, 4096\], got " + str(bad)):
+            _C.code_bag_norms(W.data_ptr(), 2, 4, 3, codes.data_ptr(), "uint8", 5, out.data_ptr(), bad)

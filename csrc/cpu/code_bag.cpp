@@ -27,7 +27,7 @@ void check_common(const void* W, int64_t D, int64_t K, int64_t H, int nthreads) 
   require(D >= 1 && K >= 1 && H >= 0, "code_bag: need D >= 1, K >= 1, H >= 0 (got D=" + std::to_string(D) +
                                            ", K=" + std::to_string(K) + ", H=" + std::to_string(H) + ")");
   require(W != nullptr || H == 0, "code_bag: W is a null pointer");
-  require(nthreads >= 1, "code_bag: nthreads must be >= 1");
+  check_thread_count(nthreads, "code_bag");
 }
 
 inline int64_t code_at(const void* codes, CodeType ct, int64_t idx) {
@@ -175,6 +175,12 @@ void* alloc_huge_scratch(size_t bytes) {
   madvise(p, bytes, MADV_HUGEPAGE);
 #endif
   return p;
+}
+
+void check_thread_count(int nthreads, const char* op) {
+  require(nthreads >= 1 && nthreads <= kMaxThreads, std::string(op) + ": nthreads must be in [1, " +
+                                                        std::to_string(kMaxThreads) + "], got " +
+                                                        std::to_string(nthreads));
 }
 
 void check_codes_in_range(const void* codes, CodeType ct, int64_t N, int64_t D, int64_t K, const char* what) {

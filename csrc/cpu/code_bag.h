@@ -44,9 +44,15 @@ void advise_huge_pages(void* p, size_t bytes);
 // std::bad_alloc when out of memory.
 void* alloc_huge_scratch(size_t bytes);
 
+// Largest thread count an entry point accepts: per-thread scratch is sized by it, and OpenMP
+// would try to start that many threads (the callers pass torch.get_num_threads()).
+constexpr int kMaxThreads = 4096;
+
 // Validation helpers shared with other ops: throw std::invalid_argument naming the index.
 void check_codes_in_range(const void* codes, CodeType ct, int64_t N, int64_t D, int64_t K, const char* what);
 void check_ids_in_range(const int64_t* ids, int64_t T, int64_t I, const char* what);
+// nthreads in [1, kMaxThreads], else std::invalid_argument naming the op.
+void check_thread_count(int nthreads, const char* op);
 
 // ---- per-ISA float work ----
 // Rows to gather: row r of `out` is scale * sum_d W[d, code(row_of[r], d)] (row_of == nullptr:

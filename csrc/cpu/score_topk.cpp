@@ -22,7 +22,7 @@ void check_shapes(const float* lut, int64_t B, int64_t D, int64_t K, const void*
   require(B >= 0 && N >= 0, "score_topk: need B >= 0 and N >= 0");
   require(D >= 1 && K >= 1, "score_topk: need D >= 1 and K >= 1 (got D=" + std::to_string(D) + ", K=" +
                                 std::to_string(K) + ")");
-  require(nthreads >= 1, "score_topk: nthreads must be >= 1");
+  check_thread_count(nthreads, "score_topk");
   require(lut != nullptr || B == 0, "score_topk: lut is a null pointer");
   require(codes != nullptr || N == 0, "score_topk: codes is a null pointer");
   if (item_scale != nullptr)

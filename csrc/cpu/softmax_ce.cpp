@@ -28,7 +28,7 @@ void check_args(const float* lut, int64_t B, int64_t D, int64_t K, const void* c
                                           ", D=" + std::to_string(D) + ", K=" + std::to_string(K) + ")");
   require(N >= 1 && N <= std::numeric_limits<int32_t>::max(), "code_softmax_ce: need 1 <= N < 2^31 items, got N=" +
                                                                   std::to_string(N));
-  require(nthreads >= 1, "code_softmax_ce: nthreads must be >= 1");
+  check_thread_count(nthreads, "code_softmax_ce");
   if (B == 0) return;
   require(lut != nullptr && alpha != nullptr && target != nullptr, "code_softmax_ce: null pointer argument");
   check_codes_in_range(codes, ct, N, D, K, "codes");
@@ -161,7 +161,7 @@ void check_lane_args(const float* W, int64_t D, int64_t K, int64_t H, const void
                                                     ", K=" + std::to_string(K) + ", H=" + std::to_string(H) +
                                                     ", N=" + std::to_string(N) + ")");
   require(N <= std::numeric_limits<int32_t>::max(), op + ": need N < 2^31 items, got N=" + std::to_string(N));
-  require(nthreads >= 1, op + ": nthreads must be >= 1");
+  check_thread_count(nthreads, what);
   require(W != nullptr && (N == 0 || codes != nullptr), op + ": null pointer argument");
   check_codes_in_range(codes, ct, N, D, K, "codes");
 }
@@ -179,6 +179,25 @@ void code_bag_norms(const float* W, int64_t D, int64_t K, int64_t H, const void*
   check_lane_args(W, D, K, H, codes, ct, N, nthreads, "code_bag_norms");
   if (N == 0) return;
   require(norms != nullptr, "code_bag_norms: norms is a null pointer");
+  if (N < kLaneNormMinItems) {  // small catalogue: code bags in tiles, then their norms
+    constexpr int64_t kRows = 1024;
+    std::vector<float> rows(static_cast<size_t>(std::min(N, kRows) * H));
+    const size_t code_bytes = ct == CodeType::u8 ? 1 : sizeof(int32_t);
+    for (int64_t n0 = 0; n0 < N; n0 += kRows) {
+      const int64_t cnt = std::min(kRows, N - n0);
+      code_bag_forward(W, D, K, H, static_cast<const char*>(codes) + n0 * D * code_bytes, ct, cnt, rows.data(),
+                       nthreads);
+      const float* r = rows.data();
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+      for (int64_t i = 0; i < cnt; ++i) {
+        float sq = 0.0f;
+#pragma omp simd reduction(+ : sq)
+        for (int64_t h = 0; h < H; ++h) sq += r[i * H + h] * r[i * H + h];
+        norms[n0 + i] = std::sqrt(sq);
+      }
+    }
+    return;
+  }
   CeLaneArgs a = lane_args(W, D, K, H, codes, ct, N, nthreads);
   a.out = norms;
   VQ_DISPATCH(ce_item_sumsq, a);
