@@ -132,3 +132,10 @@ def test_thread_count_is_bounded():
     for bad in (0, 5000):
         with pytest.raises(ValueError, match=r"nthreads must be in \[1, 4096\], got " + str(bad)):
             _C.code_bag_norms(W.data_ptr(), 2, 4, 3, codes.data_ptr(), "uint8", 5, out.data_ptr(), bad)
+
+
+def test_too_many_subspaces_for_the_bucket_offsets():
+    W, codes, gamma = _problem(3, 2, 4, 3)
+    D = (1 << 16) + 1
+    with pytest.raises(ValueError, match=r"need D <= 65536 sub-spaces, got D=65537"):
+        _C.code_bag_norm_grad(W.data_ptr(), D, 4, 3, codes.data_ptr(), "uint8", 3, gamma.data_ptr(), W.data_ptr(), 1)

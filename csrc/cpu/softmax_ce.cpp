@@ -14,6 +14,10 @@
 namespace vqrec {
 namespace {
 
+// A chunk's bucket offsets are int32: kCeChunk * D entries must stay below 2^31.
+constexpr int64_t kMaxBucketedSubspaces = int64_t(1) << 16;
+static_assert(kCeChunk * kMaxBucketedSubspaces < (int64_t(1) << 31), "bucket_off holds int32 offsets");
+
 void require(bool ok, const std::string& msg) {
   if (!ok) throw std::invalid_argument(msg);
 }
@@ -28,6 +32,8 @@ void check_args(const float* lut, int64_t B, int64_t D, int64_t K, const void* c
                                           ", D=" + std::to_string(D) + ", K=" + std::to_string(K) + ")");
   require(N >= 1 && N <= std::numeric_limits<int32_t>::max(), "code_softmax_ce: need 1 <= N < 2^31 items, got N=" +
                                                                   std::to_string(N));
+  require(D <= kMaxBucketedSubspaces, "code_softmax_ce: need D <= " + std::to_string(kMaxBucketedSubspaces) +
+                                          " sub-spaces, got D=" + std::to_string(D));
   check_thread_count(nthreads, "code_softmax_ce");
   if (B == 0) return;
   require(lut != nullptr && alpha != nullptr && target != nullptr, "code_softmax_ce: null pointer argument");
@@ -161,6 +167,8 @@ void check_lane_args(const float* W, int64_t D, int64_t K, int64_t H, const void
                                                     ", K=" + std::to_string(K) + ", H=" + std::to_string(H) +
                                                     ", N=" + std::to_string(N) + ")");
   require(N <= std::numeric_limits<int32_t>::max(), op + ": need N < 2^31 items, got N=" + std::to_string(N));
+  require(D <= kMaxBucketedSubspaces,
+          op + ": need D <= " + std::to_string(kMaxBucketedSubspaces) + " sub-spaces, got D=" + std::to_string(D));
   check_thread_count(nthreads, what);
   require(W != nullptr && (N == 0 || codes != nullptr), op + ": null pointer argument");
   check_codes_in_range(codes, ct, N, D, K, "codes");
