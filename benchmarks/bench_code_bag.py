@@ -25,7 +25,10 @@ def _fwd_bwd(f, table, codes, ids, grad):
     return t.grad
 
 
-@pytest.mark.benchmark(group="code_bag training step fwd+bwd")
+# 30 rounds: single steps of ours occasionally take ~10x the median on this VM (a fresh 123 MB
+# output whose huge pages the host has to fault in again), and 5 rounds let one such step
+# move the median (measured: 35.9 ms median with 5 rounds, 13.7 ms with 30, min 12.8 both).
+@pytest.mark.benchmark(group="code_bag training step fwd+bwd", min_rounds=30)
 def test_train_ours(benchmark, batch):
     W, item_codes, ids, grad, Wflat, pcodes = batch
     g = benchmark(_fwd_bwd, seq_ours, W, item_codes, ids, grad)
@@ -33,7 +36,7 @@ def test_train_ours(benchmark, batch):
     torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.benchmark(group="code_bag training step fwd+bwd")
+@pytest.mark.benchmark(group="code_bag training step fwd+bwd", min_rounds=30)
 def test_train_embedding_bag(benchmark, batch):
     W, item_codes, ids, grad, Wflat, pcodes = batch
     benchmark(_fwd_bwd, seq_embedding_bag, Wflat, pcodes, ids, grad)
