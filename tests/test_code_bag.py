@@ -106,6 +106,46 @@ def test_more_than_256_subspaces(simd_level):
     assert_close(vf.code_bag(W, codes), gather_mean64(W, codes), rtol=1e-6, atol=1e-6, name="D=300 forward")
 
 
+def test_out_buffer_gets_the_same_rows(simd_level, monkeypatch):
+    W, codes = make(6, 40, 37, 300, torch.uint8, seed=6)
+    want = vf.code_bag(W, codes)
+    buf = torch.full((300, 37), float("nan"))
+    assert vf.code_bag(W, codes, out=buf) is buf
+    assert torch.equal(buf, want)
+    with torch.no_grad():  # W may require grad when autograd is off
+        assert torch.equal(vf.code_bag(W.clone().requires_grad_(True), codes, out=buf.fill_(7.0)), want)
+    # the path for other devices (and for torch.compile) copies the op's result into out
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("vqrec_fast.ops.code_bag"), "_compiling", lambda: True)
+    assert torch.equal(vf.code_bag(W, codes, out=buf.fill_(7.0)), want)
+    assert vf.code_bag(W, codes[:0], out=torch.empty(0, 37)).shape == (0, 37)
+
+
+@pytest.mark.parametrize(
+    "make_out, match",
+    [
+        (lambda: torch.empty(300, 36), r"out must have shape \[N, H\] = \[300, 37\], got \[300, 36\]"),
+        (lambda: torch.empty(300, 37, dtype=torch.float64), "out must be float32"),
+        (lambda: torch.empty(37, 300).t(), "out must be contiguous"),
+        (lambda: "rows", "out must be a torch.Tensor"),
+    ],
+)
+def test_out_buffer_errors(make_out, match):
+    W, codes = make(6, 40, 37, 300, torch.uint8, seed=6)
+    with pytest.raises((ValueError, TypeError), match=match):
+        vf.code_bag(W, codes, out=make_out())
+
+
+def test_out_buffer_refuses_autograd_and_aliasing():
+    W, codes = make(2, 4, 8, 8, torch.uint8)
+    with pytest.raises(ValueError, match="without autograd"):
+        vf.code_bag(W.clone().requires_grad_(True), codes, out=torch.empty(8, 8))
+    flat = W.reshape(-1)[: 8 * 8].view(8, 8)  # shares W's memory
+    with pytest.raises(ValueError, match="must not share memory with W"):
+        vf.code_bag(W, codes, out=flat)
+
+
 def test_all_padding_and_empty(simd_level):
     W, item_codes = make(4, 16, 8, 5, torch.uint8)
     for shape in [(3, 4), (0, 4), (3, 0), (0, 0)]:
