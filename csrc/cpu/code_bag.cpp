@@ -166,16 +166,17 @@ void advise_huge_pages(void* p, size_t bytes) {
 #endif
 }
 
-void* alloc_huge_scratch(size_t bytes) {
+Scratch::Scratch(size_t bytes) {
   constexpr size_t kHuge = size_t(2) << 20;
-  bytes = (bytes + kHuge - 1) / kHuge * kHuge;
-  void* p = std::aligned_alloc(kHuge, bytes == 0 ? kHuge : bytes);
-  if (p == nullptr) throw std::bad_alloc();
+  bytes = bytes == 0 ? kHuge : (bytes + kHuge - 1) / kHuge * kHuge;
+  p_ = static_cast<char*>(std::aligned_alloc(kHuge, bytes));
+  if (p_ == nullptr) throw std::bad_alloc();
 #if defined(MADV_HUGEPAGE)
-  madvise(p, bytes, MADV_HUGEPAGE);
+  madvise(p_, bytes, MADV_HUGEPAGE);
 #endif
-  return p;
 }
+
+Scratch::~Scratch() { std::free(p_); }
 
 void check_thread_count(int nthreads, const char* op) {
   require(nthreads >= 1 && nthreads <= kMaxThreads, std::string(op) + ": nthreads must be in [1, " +

@@ -39,10 +39,21 @@ void code_bag_seq_backward(const float* grad_out, int64_t D, int64_t K, int64_t 
 // Asks the OS for transparent huge pages on a large, not yet touched output buffer.
 void advise_huge_pages(void* p, size_t bytes);
 
-// Scratch memory for tables read at random rows: 2 MiB-aligned, rounded up to whole 2 MiB
-// pages and advised as huge pages (no TLB miss per row). Free with std::free; throws
-// std::bad_alloc when out of memory.
-void* alloc_huge_scratch(size_t bytes);
+// Scratch memory owned for the length of one call: 2 MiB-aligned, rounded up to whole 2 MiB
+// pages and advised as huge pages (tables read at random rows then take no TLB miss per row).
+// Kernels allocate it before their OpenMP regions: the constructor throws std::bad_alloc,
+// which inside a parallel region would end the process instead of reaching Python.
+class Scratch {
+ public:
+  explicit Scratch(size_t bytes);
+  ~Scratch();
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  char* data() const { return p_; }
+
+ private:
+  char* p_;
+};
 
 // Largest thread count an entry point accepts: per-thread scratch is sized by it, and OpenMP
 // would try to start that many threads (the callers pass torch.get_num_threads()).

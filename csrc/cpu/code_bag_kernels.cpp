@@ -105,20 +105,13 @@ inline void store_fence() {
 
 void gather_mean(const GatherArgs& a) {
   const int64_t D = a.D, K = a.K, H = a.H;
-  // Row-pointer tables for D > 256 (rare) come from one allocation made before the parallel
-  // region: a std::bad_alloc inside an OpenMP region would end the process. No std containers
-  // here (see the top of the file).
-  struct HeapRows {
-    const float** p;
-    explicit HeapRows(int64_t n) : p(n > 0 ? new const float*[n] : nullptr) {}
-    ~HeapRows() { delete[] p; }
-    HeapRows(const HeapRows&) = delete;
-    HeapRows& operator=(const HeapRows&) = delete;
-  } heap_rows(D > 256 ? D * a.nthreads : 0);
+  // Row-pointer tables for D > 256 (rare) are allocated before the parallel region (see
+  // Scratch); otherwise each thread's table is on its stack.
+  const Scratch heap_rows(D > 256 ? sizeof(const float*) * static_cast<size_t>(D * a.nthreads) : 0);
 #pragma omp parallel num_threads(a.nthreads)
   {
     const float* stack_rows[256];
-    const float** rows = D > 256 ? heap_rows.p + D * omp_thread_id() : stack_rows;
+    const float** rows = D > 256 ? reinterpret_cast<const float**>(heap_rows.data()) + D * omp_thread_id() : stack_rows;
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < a.R; ++r) {
       const int64_t base = (a.row_of != nullptr ? a.row_of[r] : r) * D;

@@ -408,26 +408,16 @@ void scan_topk_quantized(const ScanArgs& a) {
   const int64_t D = a.D, N = a.N, B = a.B;
   const int64_t nblocks = (N + kBlock - 1) / kBlock;
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  // Per-thread buffers, allocated before the parallel region (a std::bad_alloc thrown inside
-  // an OpenMP region would end the process; here it reaches the caller).
-  struct Buffers {  // per thread: its codes ([blocks, D, 64] bytes), then its scales
-    const int64_t code_bytes, per_thread;
-    char* mem;
-    Buffers(int n, int64_t D)
-        : code_bytes(kSuperBlocks * D * kBlock),
-          per_thread(code_bytes + static_cast<int64_t>(sizeof(float)) * kSuperBlocks * kBlock),
-          mem(new char[n * per_thread]) {}
-    ~Buffers() { delete[] mem; }
-    Buffers(const Buffers&) = delete;
-    Buffers& operator=(const Buffers&) = delete;
-    uint8_t* codes(int t) const { return reinterpret_cast<uint8_t*>(mem + t * per_thread); }
-    float* scales(int t) const { return reinterpret_cast<float*>(mem + t * per_thread + code_bytes); }
-  } buffers(a.nthreads, D);
+  // Per thread: its transposed codes ([blocks, D, 64] bytes), then its scales (allocated before
+  // the parallel region, see Scratch).
+  const int64_t code_bytes = kSuperBlocks * D * kBlock;
+  const int64_t per_thread = code_bytes + static_cast<int64_t>(sizeof(float)) * kSuperBlocks * kBlock;
+  const Scratch buffers(static_cast<size_t>(a.nthreads * per_thread));
 #pragma omp parallel num_threads(a.nthreads)
   {
     const int t = omp_thread_id();
-    uint8_t* ct = buffers.codes(t);  // [blocks, D, 64] transposed codes
-    float* sc = buffers.scales(t);   // [blocks, 64] scales in block order
+    uint8_t* ct = reinterpret_cast<uint8_t*>(buffers.data() + t * per_thread);  // [blocks, D, 64] codes
+    float* sc = reinterpret_cast<float*>(buffers.data() + t * per_thread + code_bytes);  // [blocks, 64] scales
     // Superblocks are handed out dynamically: the heaps are per thread, so any split is valid,
     // and a thread that the OS descheduled does not hold the others up.
 #pragma omp for schedule(dynamic, 1)

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -125,9 +124,8 @@ void code_softmax_ce_backward(const float* lut, int64_t B, int64_t D, int64_t K,
   const int64_t per_call = std::min(blocks, std::max<int64_t>(nthreads, kRhoBudgetFloats / N));
   // every entry is written by the scan before it is read: no zero fill (a std::vector would
   // clear up to 64 MiB of fresh pages per call)
-  std::unique_ptr<float, decltype(&std::free)> part(
-      static_cast<float*>(alloc_huge_scratch(sizeof(float) * static_cast<size_t>(per_call * N))), &std::free);
-  a.rho_part = part.get();
+  const Scratch part(sizeof(float) * static_cast<size_t>(per_call * N));
+  a.rho_part = reinterpret_cast<float*>(part.data());
   std::vector<uint16_t> bucket_idx;
   std::vector<int32_t> bucket_off;
   bucket_chunks(codes, ct, N, D, K, bucket_idx, bucket_off, nthreads);

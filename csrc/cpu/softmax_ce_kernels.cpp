@@ -12,7 +12,6 @@
 // one exp. exp is a Cephes-style polynomial (about 1 ulp) with intrinsics at AVX2/AVX-512 and
 // std::exp at the scalar level. No globals, no std templates (see code_bag_kernels.cpp).
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #include "cpu/softmax_ce.h"
@@ -154,29 +153,27 @@ inline float hsum(V16 a) {
 // a second one for gradients, and a tile of item vectors, on transparent huge pages: the scans
 // read the 512 KiB table at random rows, and on 4 KiB pages that cost an L1 TLB miss on most
 // loads (the forward scan ran ~25% faster on huge pages, measured). All threads' tables come
-// from one allocation made before the parallel region, so that running out of memory reaches
-// the caller as std::bad_alloc (a throw inside an OpenMP region would end the process).
+// from one Scratch made before the parallel region.
 struct ThreadTables {
-  char* mem = nullptr;
-  size_t per_thread = 0, tab = 0;
+  size_t per_thread, tab;
   bool with_grad;
-  ThreadTables(int nthreads, int64_t DK, bool grad) : with_grad(grad) {
+  Scratch mem;
+  ThreadTables(int nthreads, int64_t DK, bool grad)
+      : per_thread(thread_bytes(DK, grad)), tab(sizeof(float) * DK * L), with_grad(grad),
+        mem(per_thread * static_cast<size_t>(nthreads)) {}
+  // each thread's tables on their own huge pages
+  static size_t thread_bytes(int64_t DK, bool grad) {
     constexpr size_t kHuge = size_t(2) << 20;
-    tab = sizeof(float) * DK * L;
-    const size_t bytes = tab * (with_grad ? 2 : 1) + sizeof(V16) * (with_grad ? kCeChunk : kTile);
-    per_thread = (bytes + kHuge - 1) / kHuge * kHuge;  // each thread on its own huge pages
-    mem = static_cast<char*>(alloc_huge_scratch(per_thread * static_cast<size_t>(nthreads)));
+    const size_t bytes = sizeof(float) * DK * L * (grad ? 2 : 1) + sizeof(V16) * (grad ? kCeChunk : kTile);
+    return (bytes + kHuge - 1) / kHuge * kHuge;
   }
-  ~ThreadTables() { std::free(mem); }
-  ThreadTables(const ThreadTables&) = delete;
-  ThreadTables& operator=(const ThreadTables&) = delete;
   struct Slice {
     float* lut;
     float* grad;
     V16* tile;
   };
   Slice of(int thread) const {
-    char* p = mem + per_thread * static_cast<size_t>(thread);
+    char* p = mem.data() + per_thread * static_cast<size_t>(thread);
     return {reinterpret_cast<float*>(p), with_grad ? reinterpret_cast<float*>(p + tab) : nullptr,
             reinterpret_cast<V16*>(p + tab * (with_grad ? 2 : 1))};
   }
