@@ -41,14 +41,18 @@ inline int64_t code_at(const void* codes, CodeType ct, int64_t idx) {
   return ct == CodeType::u8 ? static_cast<const uint8_t*>(codes)[idx] : static_cast<const int32_t*>(codes)[idx];
 }
 
-// out[0:H] = scale * sum_d rows[d][0:H], 64 floats (4 accumulators) at a time.
-inline void mean_of_rows(const float* const* rows, int64_t D, int64_t H, float scale, float* out) {
+// out[0:H] = scale * sum_{i < n} row(i)[0:H] (n >= 1), rows added in order i = 0, 1, ..., 64
+// floats (4 accumulators) at a time. row(i) gives the i-th row's pointer: the gather passes its
+// D code rows, the segment sums a segment's permuted source rows. (A template with internal
+// linkage: each ISA unit keeps its own copy.)
+template <typename RowAt>
+inline void sum_rows(RowAt row, int64_t n, int64_t H, float scale, float* out) {
   int64_t h0 = 0;
   for (; h0 + 4 * kLanes <= H; h0 += 4 * kLanes) {
-    v16 a0 = load16(rows[0] + h0), a1 = load16(rows[0] + h0 + 16), a2 = load16(rows[0] + h0 + 32),
-        a3 = load16(rows[0] + h0 + 48);
-    for (int64_t d = 1; d < D; ++d) {
-      const float* r = rows[d] + h0;
+    const float* f = row(0) + h0;
+    v16 a0 = load16(f), a1 = load16(f + 16), a2 = load16(f + 32), a3 = load16(f + 48);
+    for (int64_t i = 1; i < n; ++i) {
+      const float* r = row(i) + h0;
       a0 += load16(r);
       a1 += load16(r + 16);
       a2 += load16(r + 32);
@@ -60,8 +64,8 @@ inline void mean_of_rows(const float* const* rows, int64_t D, int64_t H, float s
     store16(out + h0 + 48, a3 * scale);
   }
   for (; h0 + kLanes <= H; h0 += kLanes) {
-    v16 a = load16(rows[0] + h0);
-    for (int64_t d = 1; d < D; ++d) a += load16(rows[d] + h0);
+    v16 a = load16(row(0) + h0);
+    for (int64_t i = 1; i < n; ++i) a += load16(row(i) + h0);
     store16(out + h0, a * scale);
   }
   if (h0 == H) return;
@@ -69,13 +73,13 @@ inline void mean_of_rows(const float* const* rows, int64_t D, int64_t H, float s
   // Tail (H % 16 columns, 12 at H = 300) in one masked vector: the scalar loop cost a third
   // of the work at H = 300. Same order of additions as the scalar loop and the full lanes.
   const __mmask16 m = static_cast<__mmask16>((1u << (H - h0)) - 1);
-  __m512 a = _mm512_maskz_loadu_ps(m, rows[0] + h0);
-  for (int64_t d = 1; d < D; ++d) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, rows[d] + h0));
+  __m512 a = _mm512_maskz_loadu_ps(m, row(0) + h0);
+  for (int64_t i = 1; i < n; ++i) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, row(i) + h0));
   _mm512_mask_storeu_ps(out + h0, m, _mm512_mul_ps(a, _mm512_set1_ps(scale)));
 #else
   for (; h0 < H; ++h0) {  // tail: same order of additions as the vector lanes
-    float a = rows[0][h0];
-    for (int64_t d = 1; d < D; ++d) a += rows[d][h0];
+    float a = row(0)[h0];
+    for (int64_t i = 1; i < n; ++i) a += row(i)[h0];
     out[h0] = a * scale;
   }
 #endif
@@ -122,7 +126,7 @@ void gather_mean(const GatherArgs& a) {
         const int64_t next = (a.row_of != nullptr ? a.row_of[r + 1] : r + 1) * D;
         for (int64_t d = 0; d < D; ++d) __builtin_prefetch(a.W + (d * K + code_at(a.codes, a.ct, next + d)) * H);
       }
-      mean_of_rows(rows, D, H, a.scale, a.out + r * H);
+      sum_rows([rows](int64_t d) { return rows[d]; }, D, H, a.scale, a.out + r * H);
     }
   }
 }
@@ -150,43 +154,9 @@ void segment_sum(const SegmentSumArgs& a) {
       std::memset(o, 0, sizeof(float) * H);
       continue;
     }
-    int64_t h0 = 0;
-    for (; h0 + 4 * kLanes <= H; h0 += 4 * kLanes) {
-      const float* f = a.src + static_cast<int64_t>(a.perm[b]) * H + h0;
-      v16 a0 = load16(f), a1 = load16(f + 16), a2 = load16(f + 32), a3 = load16(f + 48);
-      for (int64_t i = b + 1; i < e; ++i) {
-        const float* r = a.src + static_cast<int64_t>(a.perm[i]) * H + h0;
-        a0 += load16(r);
-        a1 += load16(r + 16);
-        a2 += load16(r + 32);
-        a3 += load16(r + 48);
-      }
-      store16(o + h0, a0 * a.scale);
-      store16(o + h0 + 16, a1 * a.scale);
-      store16(o + h0 + 32, a2 * a.scale);
-      store16(o + h0 + 48, a3 * a.scale);
-    }
-    for (; h0 + kLanes <= H; h0 += kLanes) {
-      v16 acc = load16(a.src + static_cast<int64_t>(a.perm[b]) * H + h0);
-      for (int64_t i = b + 1; i < e; ++i) acc += load16(a.src + static_cast<int64_t>(a.perm[i]) * H + h0);
-      store16(o + h0, acc * a.scale);
-    }
-    if (h0 == H) continue;
-#if defined(__AVX512F__)
-    {  // masked tail, as in mean_of_rows
-      const __mmask16 m = static_cast<__mmask16>((1u << (H - h0)) - 1);
-      __m512 acc = _mm512_maskz_loadu_ps(m, a.src + static_cast<int64_t>(a.perm[b]) * H + h0);
-      for (int64_t i = b + 1; i < e; ++i)
-        acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, a.src + static_cast<int64_t>(a.perm[i]) * H + h0));
-      _mm512_mask_storeu_ps(o + h0, m, _mm512_mul_ps(acc, _mm512_set1_ps(a.scale)));
-    }
-#else
-    for (; h0 < H; ++h0) {
-      float acc = a.src[static_cast<int64_t>(a.perm[b]) * H + h0];
-      for (int64_t i = b + 1; i < e; ++i) acc += a.src[static_cast<int64_t>(a.perm[i]) * H + h0];
-      o[h0] = acc * a.scale;
-    }
-#endif
+    const float* src = a.src;
+    const int32_t* perm = a.perm + b;
+    sum_rows([src, perm, H](int64_t i) { return src + static_cast<int64_t>(perm[i]) * H; }, e - b, H, a.scale, o);
   }
 }
 
