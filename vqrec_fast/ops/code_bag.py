@@ -68,16 +68,32 @@ def _(grad_out: Tensor, item_codes: Tensor, item_ids: Tensor, D: int, K: int) ->
 
 # ----------------------------------------------------------------------------- native CPU kernels
 
+def _native_bag_into(W: Tensor, codes: Tensor, out: Tensor) -> Tensor:
+    """The native CPU forward into out float32 [N, H] (contiguous); W and codes validated."""
+    D, K, H = W.shape
+    W = W.detach().contiguous()
+    c, ct = V.native_code_tensor(codes)
+    _C.code_bag_forward(W.data_ptr(), D, K, H, c.data_ptr(), ct, c.shape[0], out.data_ptr(), num_threads())
+    return out
+
+
+def native_bag_norms(W: Tensor, codes: Tensor) -> Tensor:
+    """float32 [N] |code bag of item n|, computed by the native core from the codes without item
+    rows (csrc/cpu/softmax_ce.h: code_bag_norms). CPU tensors, native build, W and codes
+    validated; the fused loss and the cosine item scales use it."""
+    D, K, H = W.shape
+    W = W.detach().contiguous()
+    c, ct = V.native_code_tensor(codes)
+    norms = torch.empty(c.shape[0], dtype=torch.float32)
+    _C.code_bag_norms(W.data_ptr(), D, K, H, c.data_ptr(), ct, c.shape[0], norms.data_ptr(), num_threads())
+    return norms
+
+
 if _C is not None:
 
     @_code_bag.register_kernel("cpu")
     def _(W: Tensor, codes: Tensor) -> Tensor:
-        D, K, H = W.shape
-        W = W.contiguous()
-        c, ct = V.native_code_tensor(codes)
-        out = torch.empty(c.shape[0], H, dtype=torch.float32)
-        _C.code_bag_forward(W.data_ptr(), D, K, H, c.data_ptr(), ct, c.shape[0], out.data_ptr(), num_threads())
-        return out
+        return _native_bag_into(W, codes, torch.empty(codes.shape[0], W.shape[2], dtype=torch.float32))
 
     @_code_bag_backward.register_kernel("cpu")
     def _(grad_out: Tensor, codes: Tensor, D: int, K: int) -> Tensor:
@@ -198,11 +214,7 @@ def code_bag(W: Tensor, codes: Tensor, *, out: Optional[Tensor] = None) -> Tenso
         return _code_bag(W, codes)
     _check_out(out, W, codes)
     if out.device.type == "cpu" and _C is not None and not _compiling():
-        D, K, H = W.shape
-        c, ct = V.native_code_tensor(codes)
-        Wc = W.detach().contiguous()
-        _C.code_bag_forward(Wc.data_ptr(), D, K, H, c.data_ptr(), ct, c.shape[0], out.data_ptr(), num_threads())
-        return out
+        return _native_bag_into(W, codes, out)
     with torch.no_grad():
         return out.copy_(_code_bag(W, codes))
 

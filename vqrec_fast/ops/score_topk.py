@@ -28,7 +28,7 @@ from torch import Tensor
 from .. import _validate as V
 from .._native import _C, num_threads, simd_level
 from ..reference import score_topk as ref
-from .code_bag import code_bag
+from .code_bag import code_bag, native_bag_norms
 
 METRICS = ("ip", "cosine")
 MODES = ("auto", "exact", "quantized", "dense")
@@ -156,11 +156,7 @@ def item_scales(W: Tensor, codes: Tensor) -> Tensor:
     no item rows at all); elsewhere in chunks of at most _SCALE_CHUNK x H floats of items."""
     N = codes.shape[0]
     if _C is not None and codes.device.type == "cpu" and W.device.type == "cpu" and N > 0:
-        D, K, H = W.shape
-        c, ct = V.native_code_tensor(codes)
-        norms = torch.empty(N, dtype=torch.float32)
-        Wc = W.detach().to(torch.float32).contiguous()
-        _C.code_bag_norms(Wc.data_ptr(), D, K, H, c.data_ptr(), ct, N, norms.data_ptr(), num_threads())
+        norms = native_bag_norms(W, codes)
         return torch.where(norms > 0, 1.0 / norms, torch.zeros_like(norms))
     out = torch.empty(N, dtype=torch.float32, device=codes.device)
     with torch.no_grad():

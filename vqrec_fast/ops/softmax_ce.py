@@ -48,7 +48,7 @@ from .. import _validate as V
 from .._native import _C, empty_huge, num_threads
 from ..reference import code_bag as bag_ref
 from ..reference.softmax_ce import dense_softmax_ce
-from .code_bag import _check_W, _code_bag, _code_bag_backward, code_bag
+from .code_bag import _check_W, _code_bag, _code_bag_backward, code_bag, native_bag_norms
 
 _EPS = 1e-12  # F.normalize's eps: a norm below it is clamped (and has no projection gradient)
 _ITEM_TILE = 8192  # items per code-bag tile for norms and the |e_n| gradient term
@@ -150,14 +150,11 @@ def _(grad_rows, seq_out, W, codes, target, extra_codes, lse, alpha, lut, temper
 if _C is not None:
 
     def _native_item_alpha(W: Tensor, c: Tensor, ct: str, temperature: float, normalize: bool) -> Tensor:
-        D, K, H = W.shape
-        N = c.shape[0]
+        D, N = W.shape[0], c.shape[0]
         if not normalize:
             return W.new_full((N,), 1.0 / (temperature * D))
-        # |e_n| straight from the codes: no [N, H] code bags (csrc/cpu/softmax_ce.h)
-        norm = torch.empty(N, dtype=torch.float32)
-        _C.code_bag_norms(W.data_ptr(), D, K, H, c.data_ptr(), ct, N, norm.data_ptr(), num_threads())
-        return 1.0 / (temperature * D * norm.clamp_min_(_EPS))
+        # |e_n| straight from the codes: no [N, H] code bags
+        return 1.0 / (temperature * D * native_bag_norms(W, c).clamp_min_(_EPS))
 
     def _native_norm_term(W: Tensor, c: Tensor, ct: str, gamma: Tensor, dW: Tensor) -> None:
         """dW += code_bag backward of the rows gamma_n * e_n, without forming e."""
