@@ -62,11 +62,11 @@ python3 -c 'import vqrec_fast.cuda as c; print("gpu backend:", c.gpu_backend(), 
 # GPU tests (marked gpu): CUDA kernels vs the reference, CUDA vs Triton cross-checks.
 # Then the public ops on CUDA tensors (score_topk's scan + exact re-rank, the fused loss's kernels)
 # for every GPU backend, against the CPU results.
-step gpu_tests 110 python3 -m pytest -q -m gpu -rfEs -p no:cacheprovider tests/test_cuda_code_bag.py \
-  tests/test_cuda_adc_topk.py tests/test_cuda_softmax_ce.py tests/test_score_topk_gpu_path.py \
+step gpu_tests 110 python3 -m pytest -q -m gpu -rfEs -p no:cacheprovider tests/test_cuda_adc_candidates.py \
+  tests/test_cuda_code_bag.py tests/test_cuda_adc_topk.py tests/test_cuda_softmax_ce.py tests/test_score_topk_gpu_path.py \
   tests/test_softmax_ce_gpu_path.py
 echo '## Benchmarks' >> "$RES"
-step bench 150 python3 benchmarks/bench_gpu.py --out "$RES"
+step bench 170 python3 benchmarks/bench_gpu.py --out "$RES" --only adc,bag,ce
 # Triton kernels compiled for the GPU (CI runs them under the interpreter).
 step triton_tests 40 python3 -m pytest -q -rfE -p no:cacheprovider tests/test_triton_code_bag.py \
   tests/test_triton_adc_topk.py tests/test_triton_softmax_ce.py tests/test_cuda_seq_dedup.py

@@ -11,33 +11,16 @@ import importlib
 import pytest
 import torch
 
+from topk_checks import check_against_reference, random_problem
 from triton_device import DEVICE, HAS_CUDA
 import vqrec_fast
 import vqrec_fast.cuda as vcuda
 st = importlib.import_module("vqrec_fast.ops.score_topk")  # the module (ops/__init__ exports the function)
 from vqrec_fast.ops.score_topk_gpu import candidate_count, exact_scores, excluded_mask, topk_gpu, triton_scan
-from vqrec_fast.reference.score_topk import score_topk_ref
 
 
-def _data(B, D, K, H, N, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(B, H, generator=g)
-    W = torch.randn(D, K, H, generator=g) * 0.1
-    codes = torch.randint(0, K, (N, D), generator=g).to(torch.uint8)
-    return q, W, codes
-
-
-def _check_against_ref(q, W, codes, k, s, i, scale=None, exclude=None, metric="ip"):
-    want_s, _ = score_topk_ref(q, W, codes, k, scale, exclude, metric)
-    s, i = s.cpu(), i.cpu()
-    assert torch.allclose(s.double(), want_s, rtol=1e-5, atol=1e-6), (s - want_s).abs().max()
-    valid = i >= 0
-    all_s = vqrec_fast.score_all(q, W, codes, item_scale=scale, metric=metric)
-    got = torch.gather(all_s, 1, i.clamp_min(0))
-    assert torch.allclose(got[valid], s[valid], rtol=1e-5, atol=1e-6), "scores do not belong to the ids"
-    if exclude is not None:
-        for b, ex in enumerate(exclude):
-            assert not set(i[b].tolist()) & set(torch.as_tensor(ex).tolist()), f"query {b} got an excluded id"
+_data = random_problem
+_check_against_ref = check_against_reference
 
 
 def test_exact_scores_match_score_all():

@@ -21,6 +21,7 @@
 
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
+#include "cuda/warp_sort.cuh"
 
 namespace vqrec {
 namespace cuda {
@@ -41,44 +42,11 @@ struct Cand {
   float* thresh;  // [kQB]
 };
 
-// a before b: higher score first; equal scores -> smaller id first, so the kept set does not
-// depend on the order in which threads appended their hits.
-__device__ __forceinline__ bool before(float sa, int32_t ia, float sb, int32_t ib) {
-  return sa > sb || (sa == sb && ia < ib);
-}
-
-// Warp `lane`s sort the n entries of (s, id) best-first (bitonic network over the next power
-// of two >= n, padded with (-FLT_MAX, INT32_MAX); n must not exceed the buffer's power-of-two
-// capacity) and keep the best k. Returns the number kept; `thresh` becomes the k-th score once
-// k are kept (else -FLT_MAX). Every lane returns the same values.
+// Warp `lane`s sort the n entries of (s, id) best-first (warp_bitonic_sort; n must not exceed
+// the buffer's power-of-two capacity) and keep the best k. Returns the number kept; `thresh`
+// becomes the k-th score once k are kept (else -FLT_MAX). Every lane returns the same values.
 __device__ int warp_sort_keep_buf(float* s, int32_t* id, int n, int k, int lane, float& thresh) {
-  int m = 1;
-  while (m < n) m <<= 1;
-  for (int i = n + lane; i < m; i += 32) {
-    s[i] = -FLT_MAX;
-    id[i] = INT32_MAX;
-  }
-  __syncwarp();  // also publishes the lanes' appends
-  for (int size = 2; size <= m; size <<= 1) {
-    for (int stride = size >> 1; stride > 0; stride >>= 1) {
-      for (int i = lane; i < m / 2; i += 32) {
-        const int lo = (i / stride) * stride * 2 + (i % stride);
-        const int hi = lo + stride;
-        // Sub-sequences alternate direction; at size == m everything is in "before" order.
-        const bool fwd = (lo & size) == 0;
-        const bool swap = fwd ? before(s[hi], id[hi], s[lo], id[lo]) : before(s[lo], id[lo], s[hi], id[hi]);
-        if (swap) {
-          const float ts = s[lo];
-          s[lo] = s[hi];
-          s[hi] = ts;
-          const int32_t ti = id[lo];
-          id[lo] = id[hi];
-          id[hi] = ti;
-        }
-      }
-      __syncwarp();
-    }
-  }
+  warp_bitonic_sort(s, id, n, lane);
   const int kept = min(n, k);
   thresh = kept == k ? s[k - 1] : -FLT_MAX;
   __syncwarp();

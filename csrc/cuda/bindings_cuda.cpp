@@ -58,6 +58,37 @@ PYBIND11_MODULE(_C_cuda, m) {
       py::arg("lut"), py::arg("G"), py::arg("D"), py::arg("K"), py::arg("codes"), py::arg("N"), py::arg("item_scale"),
       py::arg("k"), py::arg("S"), py::arg("out_scores"), py::arg("out_ids"), py::arg("half_sums"), py::arg("stream"),
       "per (query, split) best k of an ADC scan with an fp16 LUT [G, D, K, 8]");
+  m.def("adc_candidates_smem_bytes", &adc_candidates_smem_bytes, py::arg("D"));
+  m.def("adc_candidates_slots", &adc_candidates_slots);
+  m.def("adc_candidates_warps", &adc_candidates_warps);
+  m.def("adc_candidates_max_kk", &adc_candidates_max_kk);
+  m.def(
+      "adc_candidates",
+      [](uintptr_t lut, int64_t G, int64_t D, uintptr_t codes, int64_t N, uintptr_t item_scale, float inv_scale_max,
+         uintptr_t qoff, uintptr_t qstep, uintptr_t qwin, int64_t kk, int64_t S, int bits, int items,
+         uintptr_t out_est, uintptr_t out_ids, uintptr_t overflow, uintptr_t stream) {
+        adc_candidates(P<const void>(lut), G, D, P<const uint8_t>(codes), N, P<const float>(item_scale),
+                       inv_scale_max, P<const float>(qoff), P<const float>(qstep), P<const float>(qwin), kk, S, bits,
+                       items, P<float>(out_est), P<int32_t>(out_ids), P<int32_t>(overflow), P<void>(stream));
+      },
+      py::arg("lut"), py::arg("G"), py::arg("D"), py::arg("codes"), py::arg("N"), py::arg("item_scale"),
+      py::arg("inv_scale_max"), py::arg("qoff"), py::arg("qstep"), py::arg("qwin"), py::arg("kk"), py::arg("S"),
+      py::arg("bits"), py::arg("items"), py::arg("out_est"), py::arg("out_ids"), py::arg("overflow"),
+      py::arg("stream"), "per (query, split) every candidate of a quantized (uint8) ADC scan with a rigorous window");
+  m.def("adc_threshold_smem_bytes", &adc_threshold_smem_bytes, py::arg("D"));
+  m.def(
+      "adc_threshold_scan",
+      [](uintptr_t lut, int64_t G, int64_t D, uintptr_t codes, int64_t n0, int64_t N, uintptr_t item_scale,
+         float inv_scale_max, uintptr_t qoff, uintptr_t qstep, uintptr_t thr, int64_t S, int64_t cap,
+         uintptr_t out_ids, uintptr_t count, uintptr_t stream) {
+        adc_threshold_scan(P<const void>(lut), G, D, P<const uint8_t>(codes), n0, N, P<const float>(item_scale),
+                           inv_scale_max, P<const float>(qoff), P<const float>(qstep), P<const float>(thr), S, cap,
+                           P<int32_t>(out_ids), P<int32_t>(count), P<void>(stream));
+      },
+      py::arg("lut"), py::arg("G"), py::arg("D"), py::arg("codes"), py::arg("n0"), py::arg("N"),
+      py::arg("item_scale"), py::arg("inv_scale_max"), py::arg("qoff"), py::arg("qstep"), py::arg("thr"),
+      py::arg("S"), py::arg("cap"), py::arg("out_ids"), py::arg("count"), py::arg("stream"),
+      "second pass: every item of [n0, N) whose uint8 ADC estimate reaches thr[q], per query");
   m.def("softmax_ce_lse_smem_bytes", &softmax_ce_lse_smem_bytes, py::arg("D"), py::arg("K"));
   m.def(
       "softmax_ce_lse",

@@ -49,6 +49,40 @@ size_t adc_topk_smem_bytes(int64_t D, int64_t K);
 // (one candidate list per warp, k <= 96) runs, else S. out_scores/out_ids hold [G*8, that, k].
 int64_t adc_topk_out_splits(int64_t D, int64_t K, int64_t k, int64_t S);
 
+// ---- quantized ADC candidates (adc_candidates.cu) ----
+// Every item that can be among a query's best kk by exact ADC score, from uint8 tables:
+// lut   uint8 [G, D/8, 256, 8, 16]: per group of 16 queries, entry (d, code) of query q at
+//       [d / 8][code][d % 8][q] (see adc_candidates.cu for why), quantised as
+//       LUT[q, d, code] ~ min_k LUT[q, d, k] + qstep[q] * lut (entries <= 255, or <= 127 for bits 7).
+// qoff/qstep/qwin float32 [G*16]: sum_d min_k LUT, the step, and the window (2 x the bound on
+//       |exact - estimate|, item scale included); estimate = s_n * (qoff + qstep * sum_d lut).
+// codes uint8 [N, D] (8-byte aligned); item_scale float32 [N] (>= 0) or null; inv_scale_max =
+//       1 / max item_scale (1 without scales). D in {8, 16, 32} (bits 7: D = 32); 1 <= kk <= adc_candidates_max_kk().
+// items: items per lane per step (1, 2 or 4 at D = 32; D = 8, 16 and 7-bit tables always use 2).
+// out_est float32 / out_ids int32 [G*16, S * adc_candidates_warps(), adc_candidates_slots()]:
+// per (query, split) its candidates best first, then -inf / -1. overflow int32 [G*16], zeroed by
+// the caller: set to 1 for a query whose lists could not hold all its candidates (answer it
+// another way). Otherwise every item with estimate >= (kk-th best estimate) - qwin is returned.
+void adc_candidates(const void* lut, int64_t G, int64_t D, const uint8_t* codes, int64_t N, const float* item_scale,
+                    float inv_scale_max, const float* qoff, const float* qstep, const float* qwin, int64_t kk,
+                    int64_t S, int bits, int items, float* out_est, int32_t* out_ids, int32_t* overflow,
+                    void* stream);
+// Shared memory (bytes) per block for D; 0 if D is unsupported or the device cannot provide it.
+size_t adc_candidates_smem_bytes(int64_t D);
+int64_t adc_candidates_slots();   // candidate slots per (query, split) in the outputs
+int64_t adc_candidates_warps();   // splits per block (one list per warp)
+int64_t adc_candidates_max_kk();  // the largest kk
+
+// Second pass of a two-pass exact top-k (same tables as adc_candidates): for items [n0, N),
+// appends to query q's buffer out_ids[q, :cap] every item with estimate >= thr[q] (thr = a lower
+// bound of q's exact kk-th best score minus the estimate's error bound). count int32 [G*16],
+// zeroed by the caller, ends as the number of such items (entries beyond cap are not written:
+// count > cap means the buffer overflowed). Order within a buffer is arbitrary.
+void adc_threshold_scan(const void* lut, int64_t G, int64_t D, const uint8_t* codes, int64_t n0, int64_t N,
+                        const float* item_scale, float inv_scale_max, const float* qoff, const float* qstep,
+                        const float* thr, int64_t S, int64_t cap, int32_t* out_ids, int32_t* count, void* stream);
+size_t adc_threshold_smem_bytes(int64_t D);
+
 // ---- fused code-composed softmax cross-entropy, forward log-sum-exp (softmax_ce.cu) ----
 // lut fp32 [G, D, K, 4]: per group of 4 queries, LUT[q, d, k] (already scaled by 1/D), interleaved.
 // logits[b, n] = item_scale[n] * sum_d LUT[b, d, codes[n, d]] (item_scale may be null = 1).

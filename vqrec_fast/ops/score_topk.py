@@ -300,7 +300,7 @@ def _topk_cuda_device(
     the chunked dense strategy for small catalogues, long candidate lists, K > 256 or the
     "reference" backend. Same scores as the CPU paths (exact float32 ADC scores)."""
     from .. import cuda as vcuda
-    from .score_topk_gpu import scan_for_backend, topk_gpu
+    from .score_topk_gpu import scan_for_backend, topk_gpu, topk_gpu_quantized
 
     V.check_finite(queries, "queries")
     V.check_finite(W, "W")
@@ -310,11 +310,31 @@ def _topk_cuda_device(
     if scan is not None and K <= 256 and _resolve_mode(mode, K, D, N) != "dense":
         if metric == "cosine" and item_scale is None:
             item_scale = item_scales(W, codes)
-        got = topk_gpu(queries, W.contiguous(), codes.to(torch.uint8).contiguous(), kk, item_scale, csr, metric,
-                       scan, query_luts)
+        W, codes = W.contiguous(), codes.to(torch.uint8).contiguous()
+        if vcuda.gpu_backend() == "cuda":
+            got = topk_gpu_quantized(queries, W, codes, kk, item_scale, csr, metric, query_luts)
+            if got is not None:
+                return _refill_rows(got, queries, W, codes, kk, item_scale, csr, metric)
+        got = topk_gpu(queries, W, codes, kk, item_scale, csr, metric, scan, query_luts)
         if got is not None:
             return got
     return _topk_dense(queries, W, codes, kk, item_scale, csr, metric)
+
+
+def _refill_rows(got, queries: Tensor, W: Tensor, codes: Tensor, kk: int, item_scale, csr, metric: str):
+    """(scores, ids, fallback) from the quantized GPU scan -> (scores, ids) with the rows it
+    could not answer (lists overflowed by near-ties) recomputed by the dense strategy."""
+    top, ids, fallback = got
+    rows = fallback.nonzero().flatten().cpu()
+    if rows.numel():
+        sub_csr = None
+        if csr is not None:
+            parts = [csr[1][int(csr[0][r]) : int(csr[0][r + 1])] for r in rows.tolist()]
+            sub_csr = exclusion_csr(parts, rows.numel(), codes.shape[0])
+        dev_rows = rows.to(queries.device)
+        s_sub, i_sub = _topk_dense(queries[dev_rows], W, codes, kk, item_scale, sub_csr, metric)
+        top[dev_rows], ids[dev_rows] = s_sub, i_sub
+    return top, ids
 
 
 def _topk_dense(

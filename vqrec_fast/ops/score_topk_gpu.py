@@ -1,12 +1,15 @@
-"""``score_topk`` for CUDA tensors: a GPU candidate scan, then an exact fp32 re-rank.
+"""``score_topk`` for CUDA tensors: GPU candidate scans, then an exact fp32 re-rank.
 
-The GPU scans (CUDA: fp16 LUTs in shared memory; Triton: fp32 LUT gathers) return a short list
-of candidates per query: k, plus the query's excluded ids (they may come back and are dropped
-afterwards), plus a margin so that items whose fp16 score rounded below the k-th still make the
-list. Every candidate is then scored again from the fp32 LUTs, exactly as the CPU scan scores
-it, excluded ones are masked, and the best k are kept. The scores returned are therefore the
-exact float32 ADC scores of the ids returned, as on the CPU; only an item within fp16 rounding
-of the k-th score that fell past the margin could be missed.
+CUDA backend, D in {8, 16, 32}, K <= 256, k + the longest exclusion list <= 64 (the usual
+case): ``topk_gpu_quantized``. Its uint8 scans (csrc/cuda/adc_candidates.cu) return, with a
+rigorous error bound, every item that can still be among the best k + excluded; below 2^18
+items in one pass, beyond in two (a sample bounds the k-th score, then a threshold scan). The
+candidates are re-scored exactly, so the result is the exact top-k with no "near-tie" caveat.
+Rows whose candidate buffers overflow (many exact ties) are recomputed by the caller densely.
+
+Otherwise (``topk_gpu``): the fp16 CUDA scan or the Triton scan returns a short list per query
+(k, plus the query's excluded ids, plus a margin for fp16 ties), re-scored exactly in fp32;
+only an item within fp16 rounding of the k-th score that fell past the margin could be missed.
 
 When the list would exceed what the kernels keep per query (256), or the backend is
 "reference", the chunked dense strategy runs instead (code-bag items, GEMM, top-k per chunk).
@@ -55,6 +58,23 @@ def excluded_mask(ids: Tensor, csr: Optional[Tuple[Tensor, Tensor]], N: int) -> 
     return keys[pos] == cand
 
 
+def best_admissible(
+    s: Tensor, cand: Tensor, csr: Optional[Tuple[Tensor, Tensor]], N: int, k: int
+) -> Tuple[Tensor, Tensor]:
+    """The best k of each row's candidates (ids int64 [B, C], -1 = none) by their exact scores
+    s [B, C], excluded ids left out. Rows with fewer than k admissible candidates end in score
+    -inf, id -1, as on the CPU."""
+    real = cand >= 0
+    mask = excluded_mask(cand.clamp_min(0), csr, N)
+    if mask is not None:
+        s = s.masked_fill(mask & real, float("-inf"))
+    if s.shape[1] < k:  # fewer candidates than k: only when excluded items leave < k admissible
+        s = torch.nn.functional.pad(s, (0, k - s.shape[1]), value=float("-inf"))
+        cand = torch.nn.functional.pad(cand, (0, k - cand.shape[1]), value=-1)
+    top, pos = torch.topk(s, k, dim=1)
+    return top, torch.gather(cand, 1, pos).masked_fill(torch.isneginf(top), -1)
+
+
 def topk_gpu(
     queries: Tensor,
     W: Tensor,
@@ -83,14 +103,72 @@ def topk_gpu(
         _, cand = scan(q, W, codes, kc, item_scale)
         lut = lut_fn(q, W, "ip")
         s = exact_scores(lut, codes, cand, item_scale)
-        mask = excluded_mask(cand, csr, N)
-        if mask is not None:
-            s = s.masked_fill(mask, float("-inf"))
-        top, pos = torch.topk(s, k, dim=1)
-        ids = torch.gather(cand, 1, pos)
-        if mask is not None:  # fewer than k admissible candidates: -inf, id -1, as on the CPU
-            ids = ids.masked_fill(torch.isneginf(top), -1)
-    return top, ids
+    return best_admissible(s, cand, csr, N, k)
+
+
+TWO_PASS_FROM = 1 << 18  # N from which the quantized path samples a bound first (two passes)
+SAMPLE = 1 << 17  # items of that first pass
+
+
+def topk_gpu_quantized(
+    queries: Tensor,
+    W: Tensor,
+    codes: Tensor,
+    k: int,
+    item_scale: Optional[Tensor],
+    csr: Optional[Tuple[Tensor, Tensor]],
+    metric: str,
+    lut_fn: Callable[[Tensor, Tensor, str], Tensor],
+    bits: int = 8,
+    items: int = 2,
+    two_pass_from: int = TWO_PASS_FROM,
+) -> Optional[Tuple[Tensor, Tensor, Tensor]]:
+    """The exact top-k through the CUDA uint8 scans (vqrec_fast/cuda/adc_candidates.py).
+
+    Up to ``two_pass_from`` items, one pass of the list kernel yields every item that can be
+    among the best kk (= k + the longest exclusion list). Beyond, the list kernel runs on the
+    first SAMPLE items only; the exact kk-th best score of that sample is a lower bound of the
+    catalogue's, and the threshold kernel then collects every other item whose estimate can
+    still reach it. All candidates are re-scored exactly in fp32 and the best k kept.
+
+    Same arguments as ``topk_gpu``; bits and items select the list kernel's variant (see
+    ``adc_candidates.candidate_ids``). Returns (scores, ids, fallback bool [B]): rows flagged in
+    fallback overflowed a kernel's buffers and must be recomputed by the caller; None when the
+    kernels cannot serve the call (D, K, k + exclusions, alignment)."""
+    from ..cuda import adc_candidates as ac
+
+    B, N = queries.shape[0], codes.shape[0]
+    D, K, _ = W.shape
+    max_ex = int(csr[0].diff().max()) if csr is not None and B else 0
+    kk = min(N, k + max_ex)  # the k-th admissible item is within the best k + excluded
+    if not ac.supported(D, K, kk, codes):
+        return None
+    q = torch.nn.functional.normalize(queries, dim=1) if metric == "cosine" else queries
+    with torch.no_grad():
+        lut = lut_fn(q, W, "ip")  # [B, D, K]; D is a power of two, so lut / D is exact
+        tables = ac.quantize_luts(lut / D, bits)
+        s_max = ac.scale_max(item_scale)
+        two_pass = N >= two_pass_from
+        n1 = SAMPLE if two_pass else N
+        sc1 = None if item_scale is None else item_scale[:n1]
+        cand, fallback = ac.candidate_ids(lut / D, codes[:n1], kk, sc1, bits=bits, items=items, tables=tables,
+                                          s_max=s_max)
+        s = _scores_of(lut, codes, cand, item_scale)
+        if two_pass:  # the sample's exact kk-th best bounds the catalogue's from below
+            tau = torch.topk(s, min(kk, s.shape[1]), dim=1).values[:, -1]
+            if s.shape[1] < kk:
+                tau = torch.full_like(tau, float("-inf"))
+            cand2, over = ac.threshold_ids(tables, B, codes, n1, item_scale, s_max, tau)
+            cand = torch.cat([cand, cand2], 1)
+            s = torch.cat([s, _scores_of(lut, codes, cand2, item_scale)], 1)
+            fallback = fallback | over
+    top, ids = best_admissible(s, cand, csr, N, k)
+    return top, ids, fallback
+
+
+def _scores_of(lut: Tensor, codes: Tensor, cand: Tensor, item_scale: Optional[Tensor]) -> Tensor:
+    """Exact scores of candidate ids (-1 = none -> -inf)."""
+    return exact_scores(lut, codes, cand.clamp_min(0), item_scale).masked_fill(cand < 0, float("-inf"))
 
 
 def cuda_scan(q: Tensor, W: Tensor, codes: Tensor, kc: int, scale: Optional[Tensor]):
