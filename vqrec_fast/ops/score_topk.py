@@ -296,9 +296,11 @@ def topk_checked(
 def _topk_cuda_device(
     queries: Tensor, W: Tensor, codes: Tensor, kk: int, item_scale: Optional[Tensor], csr, metric: str, mode: str
 ) -> Tuple[Tensor, Tensor]:
-    """CUDA tensors: the selected GPU backend's ADC scan + exact re-rank (score_topk_gpu), or
-    the chunked dense strategy for small catalogues, long candidate lists, K > 256 or the
-    "reference" backend. Same scores as the CPU paths (exact float32 ADC scores)."""
+    """CUDA tensors (vqrec_fast/ops/score_topk_gpu.py): with the "cuda" backend the exact uint8
+    scans where they apply (D in {8, 16, 32}, k + exclusions <= 64; rows they cannot answer go
+    to the dense strategy), else the selected backend's ADC scan + exact re-rank, or the chunked
+    dense strategy for small catalogues, long candidate lists, K > 256 or the "reference"
+    backend. Same scores as the CPU paths (exact float32 ADC scores)."""
     from .. import cuda as vcuda
     from .score_topk_gpu import scan_for_backend, topk_gpu, topk_gpu_quantized
 
