@@ -1,11 +1,20 @@
-"""The uint8 tables of the CUDA candidate scan (vqrec_fast/cuda/adc_candidates.py), on the CPU:
-the layout the kernel addresses and the error bound its candidate window relies on."""
+"""The uint8 tables of the CUDA candidate scans (vqrec_fast/cuda/adc_candidates.py), on the CPU:
+the layout the kernels address, the error bound their windows rely on, and the two-pass top-k's
+host logic run through the kernels' PyTorch references."""
 from __future__ import annotations
+
+import importlib
 
 import pytest
 import torch
 
+from topk_checks import check_against_reference, random_problem
+import vqrec_fast
+from vqrec_fast.cuda import adc_candidates as ac
 from vqrec_fast.cuda.adc_candidates import QUERIES_PER_BLOCK, quantize_luts, table_sums
+from vqrec_fast.ops import score_topk_gpu as sg
+
+st = importlib.import_module("vqrec_fast.ops.score_topk")  # the module (ops/__init__ exports the function)
 
 
 def _luts(B, D, K, H=48, seed=0, scale=0.1):
@@ -68,3 +77,45 @@ def test_bad_arguments():
         quantize_luts(torch.zeros(1, 24, 4), 8)
     with pytest.raises(ValueError, match="K <= 256"):
         quantize_luts(torch.zeros(1, 8, 300), 8)
+
+
+# ----------------------------------------------------------------------------- the two-pass host logic
+# topk_gpu_quantized on CPU tensors with the kernels' PyTorch references in their place: the
+# sample bound, the threshold pass, the exclusions and the re-rank run in CI (the kernels
+# themselves run in tests/test_cuda_adc_candidates.py on a GPU).
+
+
+@pytest.fixture
+def reference_kernels(monkeypatch):
+    monkeypatch.setattr(ac, "supported", lambda D, K, kk, codes: D in ac.SUPPORTED_D and K <= 256 and kk <= 64)
+    monkeypatch.setattr(ac, "candidate_ids", ac.candidate_ids_reference)
+    monkeypatch.setattr(ac, "threshold_ids", ac.threshold_ids_reference)
+    monkeypatch.setattr(sg, "SAMPLE", 1500)
+
+
+@pytest.mark.parametrize("two_pass", [False, True])
+@pytest.mark.parametrize("metric,use_scale,n_ex", [("ip", False, 0), ("cosine", True, 7), ("ip", True, 3)])
+def test_two_pass_host_logic_with_reference_kernels(reference_kernels, two_pass, metric, use_scale, n_ex):
+    q, W, codes = random_problem(9, 16, 64, 24, 6000, seed=21)
+    g = torch.Generator().manual_seed(22)
+    scale = torch.rand(6000, generator=g) + 0.5 if use_scale else None
+    exclude = [torch.randint(0, 6000, (n_ex,), generator=g) for _ in range(9)] if n_ex else None
+    csr = st.exclusion_csr(exclude, 9, 6000)
+    sc = st.item_scales(W, codes) if metric == "cosine" and scale is None else scale
+    got = sg.topk_gpu_quantized(q, W, codes, 20, sc, csr, metric, st.query_luts,
+                                two_pass_from=2000 if two_pass else 1 << 40)
+    assert got is not None
+    s, i, fallback = got
+    assert not bool(fallback.any())
+    check_against_reference(q, W, codes, 20, s, i, scale, exclude, metric)
+
+
+def test_reference_candidates_hold_the_exact_top_kk():
+    q, W, codes = random_problem(6, 32, 256, 24, 3000, seed=23)
+    lut = st.query_luts(q, W)
+    cand, _ = ac.candidate_ids_reference(lut / 32, codes, 25, None)
+    exact = vqrec_fast.score_all(q, W, codes)
+    kth = exact.topk(25, dim=1).values[:, -1:]
+    for b in range(6):
+        need = set((exact[b] >= kth[b]).nonzero().flatten().tolist())
+        assert need <= set(cand[b].tolist())

@@ -201,5 +201,50 @@ def threshold_ids(
     return ids, count > cap
 
 
+# ----------------------------------------------------------------------------- references
+# Plain PyTorch versions of the two kernels' contracts (any device, small inputs): the GPU tests
+# compare the kernels with them, and CI runs the host logic of the two-pass top-k through them.
+
+
+def estimates(tables: QuantizedLuts, B: int, codes: Tensor, item_scale: Optional[Tensor]) -> Tensor:
+    """float32 [B, N]: the kernels' estimates s_n * (off + step * U_n)."""
+    U = table_sums(tables.table, codes, B).to(torch.float32)
+    est = tables.off[:B, None] + tables.step[:B, None] * U
+    return est if item_scale is None else est * item_scale.to(torch.float32)[None]
+
+
+def candidate_ids_reference(
+    lut: Tensor, codes: Tensor, kk: int, item_scale: Optional[Tensor], bits: int = 8,
+    tables: Optional[QuantizedLuts] = None, s_max: Optional[float] = None, **_: object,
+) -> Tuple[Tensor, Tensor]:
+    """``candidate_ids``' contract: every item with estimate >= (kk-th best estimate) - win,
+    best estimate first, padded with -1; no overflow."""
+    B = lut.shape[0]
+    qt = tables if tables is not None else quantize_luts(lut, bits)
+    s_max = scale_max(item_scale) if s_max is None else s_max
+    win = (2.0 * (1.0 + 2.0**-20) * s_max) * qt.err[:B]
+    est = estimates(qt, B, codes, item_scale)
+    bound = est.topk(kk, dim=1).values[:, -1:] - win[:, None]
+    M = max(1, int((est >= bound).sum(1).max()))
+    top, pos = est.topk(M, dim=1)
+    return pos.masked_fill(top < bound, -1), torch.zeros(B, dtype=torch.bool, device=lut.device)
+
+
+def threshold_ids_reference(
+    tables: QuantizedLuts, B: int, codes: Tensor, n0: int, item_scale: Optional[Tensor], s_max: float,
+    tau: Tensor, cap: int = 8192,
+) -> Tuple[Tensor, Tensor]:
+    """``threshold_ids``' contract: items n >= n0 with estimate >= tau - err (any order, padded
+    with -1); overflow where more than cap."""
+    thr = tau - (1.0 + 2.0**-20) * s_max * tables.err[:B]
+    est = estimates(tables, B, codes, item_scale)
+    hit = est >= thr[:, None]
+    hit[:, :n0] = False
+    count = hit.sum(1)
+    M = max(1, min(cap, int(count.max())))
+    top, pos = hit.to(torch.float32).topk(M, dim=1)
+    return pos.masked_fill(top == 0, -1), count > cap
+
+
 __all__ = ["quantize_luts", "table_sums", "candidate_ids", "threshold_ids", "scale_max", "supported",
-           "QuantizedLuts"]
+           "QuantizedLuts", "estimates", "candidate_ids_reference", "threshold_ids_reference"]
