@@ -252,6 +252,21 @@ def bench_adc_quantized(q, W, codes, k, t_base) -> None:
     mem = peak_mb(pub)
     emit(f"  - vqrec_fast.score_topk (public op): {t_pub:.2f} ms, **x{t_base / t_pub:.2f}**, peak extra {mem:.0f} MiB "
          f"(max |score - fp32 of id| {perr:.2e}; max |top-k - fp32 reference top-k| {miss:.2e})")
+    try:  # how many candidates each pass of the two-pass path hands to the exact re-score
+        from vqrec_fast.ops import score_topk_gpu as sg
+
+        D = W.shape[0]
+        lut_full = query_luts(q, W)
+        tables = ac.quantize_luts(lut_full / D)
+        n1 = min(sg.SAMPLE, codes.shape[0])
+        cand1, _ = ac.candidate_ids(lut_full / D, codes[:n1], k, None, tables=tables, s_max=1.0)
+        tau = sg._scores_of(lut_full, codes, cand1, None).topk(k, dim=1).values[:, -1]
+        ids2, _ = ac.threshold_ids(tables, q.shape[0], codes, n1, None, 1.0, tau)
+        per_query = (ids2 >= 0).sum(1).float()
+        emit(f"    - candidates: sample pass <= {cand1.shape[1]} per query; threshold pass mean "
+             f"{per_query.mean():.0f}, max {per_query.max():.0f} per query (all re-scored in fp32)")
+    except Exception as exc:
+        emit(f"    - candidate counts failed: {type(exc).__name__}: {exc}")
     try:  # where the public op's time goes
         from torch.profiler import ProfilerActivity, profile
 
