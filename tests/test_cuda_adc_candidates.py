@@ -171,3 +171,50 @@ def test_threshold_kernel_returns_exactly_the_items_above_the_bound():
         # and nothing far below the bound: every returned item is within the error bound of tau
         err = float(tables.err[b].cpu())
         assert bool((exact[b, sorted(got)] >= tau[b] - 2 * err - 1e-6).all())
+
+
+# ----------------------------------------------------------------------------- kernels vs references
+# The kernels' outputs against their PyTorch references (vqrec_fast/cuda/adc_candidates.py), up to
+# float rounding at the window's edge (the kernels fuse multiply and add).
+
+
+def _edge_tol(est):
+    return 1e-5 * est.abs().amax(1, keepdim=True) + 1e-12
+
+
+def test_list_kernel_agrees_with_its_reference():
+    q, W, codes = _data(20, 32, 256, 40, 30_000, seed=15)
+    lut = st.query_luts(q.to(DEV), W.to(DEV)) / 32
+    codes = codes.to(DEV)
+    tables = ac.quantize_luts(lut)
+    cand, fallback = ac.candidate_ids(lut, codes, 40, None, tables=tables, s_max=1.0)
+    assert not bool(fallback.any())
+    est = ac.estimates(tables, 20, codes, None)
+    win = 2.0 * (1.0 + 2.0**-20) * tables.err[:20, None]
+    bound = est.topk(40, dim=1).values[:, -1:] - win
+    tol = _edge_tol(est)
+    cand, est, bound, tol = cand.cpu(), est.cpu(), bound.cpu(), tol.cpu()
+    for b in range(20):
+        got = set(cand[b][cand[b] >= 0].tolist())
+        must = set((est[b] >= bound[b] + tol[b]).nonzero().flatten().tolist())
+        may = set((est[b] >= bound[b] - tol[b]).nonzero().flatten().tolist())
+        assert must <= got <= may, f"query {b}: {len(must - got)} missing, {len(got - may)} extra"
+
+
+def test_threshold_kernel_agrees_with_its_reference():
+    q, W, codes = _data(7, 32, 256, 40, 40_000, seed=16)
+    lut = st.query_luts(q.to(DEV), W.to(DEV)) / 32
+    codes = codes.to(DEV)
+    tables = ac.quantize_luts(lut)
+    tau = vqrec_fast.score_all(q, W, codes.cpu()).topk(300, dim=1).values[:, -1].to(DEV)
+    ids, over = ac.threshold_ids(tables, 7, codes, 5000, None, 1.0, tau)
+    assert not bool(over.any())
+    est = ac.estimates(tables, 7, codes, None)
+    thr = (tau - (1.0 + 2.0**-20) * tables.err[:7])[:, None]
+    tol = _edge_tol(est)
+    ids, est, thr, tol = ids.cpu(), est.cpu(), thr.cpu(), tol.cpu()
+    for b in range(7):
+        got = set(ids[b][ids[b] >= 0].tolist())
+        must = {n for n in (est[b] >= thr[b] + tol[b]).nonzero().flatten().tolist() if n >= 5000}
+        may = {n for n in (est[b] >= thr[b] - tol[b]).nonzero().flatten().tolist() if n >= 5000}
+        assert must <= got <= may, f"query {b}: {len(must - got)} missing, {len(got - may)} extra"
