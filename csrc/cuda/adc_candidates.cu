@@ -181,16 +181,18 @@ struct WarpCtx {
 };
 
 // Integer thresholds of all 16 queries from the warp's float thresholds.
-__device__ Packed thresholds_of(const WarpCtx& c) {
+__device__ Packed pack_thresholds(const float* thr, const float* off, const float* stp, const QueryParams& qp) {
   Packed t{{0, 0, 0, 0}, {0, 0, 0, 0}};
 #pragma unroll
   for (int q = 0; q < kQ; ++q) {
-    const uint32_t v = int_threshold(c.thr[q], c.off[q], c.stp[q], c.qp);
+    const uint32_t v = int_threshold(thr[q], off[q], stp[q], qp);
     uint32_t& w = (q & 1) ? t.hi[q >> 2] : t.lo[q >> 2];
     w |= (q & 2) ? (v << 16) : v;
   }
   return t;
 }
+
+__device__ Packed thresholds_of(const WarpCtx& c) { return pack_thresholds(c.thr, c.off, c.stp, c.qp); }
 
 // Adopts better bounds found by the block's other warps; returns the new integer thresholds.
 __device__ __noinline__ Packed refresh(const WarpCtx& c) {
@@ -434,13 +436,7 @@ __global__ void __launch_bounds__(kThreadsT, 1)
   const float* off = par;
   const float* stp = par + kQ;
   const float* th = par + 2 * kQ;
-  Packed T{{0, 0, 0, 0}, {0, 0, 0, 0}};
-#pragma unroll
-  for (int q = 0; q < kQ; ++q) {
-    const uint32_t v = int_threshold(th[q], off[q], stp[q], qp);
-    uint32_t& w = (q & 1) ? T.hi[q >> 2] : T.lo[q >> 2];
-    w |= (q & 2) ? (v << 16) : v;
-  }
+  const Packed T = pack_thresholds(th, off, stp, qp);
   uint32_t offb[8];
 #pragma unroll
   for (int b = 0; b < 8; ++b) offb[b] = ((b + j) & 7) * 16;

@@ -63,6 +63,11 @@ def excluded_mask(ids: Tensor, csr: Optional[Tuple[Tensor, Tensor]], N: int) -> 
     return keys[pos] == cand
 
 
+def longest_exclusion(csr: Optional[Tuple[Tensor, Tensor]], B: int) -> int:
+    """The most ids any query excludes (0 without exclusions)."""
+    return int(csr[0].diff().max()) if csr is not None and B else 0
+
+
 def best_admissible(
     s: Tensor, cand: Tensor, csr: Optional[Tuple[Tensor, Tensor]], N: int, k: int
 ) -> Tuple[Tensor, Tensor]:
@@ -99,8 +104,7 @@ def topk_gpu(
     csr: exclusions (offsets int64 [B + 1], ids int64, CPU). scan(q, W, codes, kc, scale) is the
     GPU candidate kernel on already-normalised queries (metric "ip")."""
     N = codes.shape[0]
-    max_ex = int(csr[0].diff().max()) if csr is not None and queries.shape[0] else 0
-    kc = candidate_count(k, max_ex, N)
+    kc = candidate_count(k, longest_exclusion(csr, queries.shape[0]), N)
     if kc > MAX_CANDIDATES:
         return None
     q = torch.nn.functional.normalize(queries, dim=1) if metric == "cosine" else queries
@@ -144,19 +148,19 @@ def topk_gpu_quantized(
 
     B, N = queries.shape[0], codes.shape[0]
     D, K, _ = W.shape
-    max_ex = int(csr[0].diff().max()) if csr is not None and B else 0
-    kk = min(N, k + max_ex)  # the k-th admissible item is within the best k + excluded
+    kk = min(N, k + longest_exclusion(csr, B))  # the k-th admissible item is within the best k + excluded
     if not ac.supported(D, K, kk, codes):
         return None
     q = torch.nn.functional.normalize(queries, dim=1) if metric == "cosine" else queries
     with torch.no_grad():
         lut = lut_fn(q, W, "ip")  # [B, D, K]; D is a power of two, so lut / D is exact
-        tables = ac.quantize_luts(lut / D, bits)
+        lut_d = lut / D
+        tables = ac.quantize_luts(lut_d, bits)
         s_max = ac.scale_max(item_scale)
         two_pass = N >= two_pass_from
         n1 = SAMPLE if two_pass else N
         sc1 = None if item_scale is None else item_scale[:n1]
-        cand, fallback = ac.candidate_ids(lut / D, codes[:n1], kk, sc1, bits=bits, items=items, tables=tables,
+        cand, fallback = ac.candidate_ids(lut_d, codes[:n1], kk, sc1, bits=bits, items=items, tables=tables,
                                           s_max=s_max)
         s = _scores_of(lut, codes, cand, item_scale)
         if two_pass:  # the sample's exact kk-th best bounds the catalogue's from below
