@@ -67,6 +67,38 @@ def test_item_scale_and_int_codes(simd_level, mode):
     check_topk(got, q, W, codes, 20, item_scale=scale)
 
 
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_scale_extremes_per_block(simd_level, sign):
+    # The quantized scan pre-tests each 64-item block with an integer threshold derived from the
+    # block's largest scale: blocks whose scales are all zero, one huge scale among tiny ones,
+    # and (sign -1) only negative scores, where the threshold stays negative and the pre-test
+    # must let everything through to the float test.
+    q, W, codes = make(6, 64 * 12 + 5, 32, 256, 24, seed=21)
+    W = W.abs() + 0.1 if sign > 0 else -(W.abs() + 0.1)
+    q = q.abs()
+    scale = torch.rand(codes.shape[0], generator=torch.Generator().manual_seed(22)) * 1e-3
+    scale[64:192] = 0.0                  # two whole blocks (in scan order) of zero scales
+    scale[200] = 50.0                    # one large scale in an otherwise tiny block
+    scale[-5:] = 2.0                     # the ragged last block
+    for mode in ("quantized", "exact"):
+        got = vf.score_topk(q, W, codes, 7, item_scale=scale, mode=mode)
+        check_topk(got, q, W, codes, 7, item_scale=scale)
+        if sign > 0:
+            assert bool((got[1][:, 0] == 200).all())
+
+
+@pytest.mark.parametrize("metric", ["ip", "cosine"])
+def test_large_common_offset(simd_level, metric):
+    # Every table entry near a large common value with a tiny spread: the quantized scan's
+    # offset is then many thousands of steps, so one float ulp of it spans many integer units and
+    # its bound tests must keep their margins relative to the offset, not to the step.
+    q, W, codes = make(5, 64 * 9 + 3, 32, 256, 16, seed=23)
+    W = 5.0 + 0.1 * W
+    q = q.abs() + 0.5
+    for mode in ("quantized", "exact"):
+        check_topk(vf.score_topk(q, W, codes, 9, metric=metric, mode=mode), q, W, codes, 9, metric=metric)
+
+
 def test_large_k_uses_exact_for_wide_codebooks(simd_level):
     q, W, codes = make(4, 500, 4, 300, 8, seed=3, dtype=torch.int32)  # K > 256: exact scan only
     check_topk(vf.score_topk(q, W, codes, 5), q, W, codes, 5)
