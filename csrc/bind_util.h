@@ -28,5 +28,6 @@ inline CodeType code_type(const std::string& name) {
 void bind_code_bag(py::module_& m);
 void bind_score_topk(py::module_& m);
 void bind_softmax_ce(py::module_& m);
+void bind_output_pool(py::module_& m);
 
 }  // namespace vqrec

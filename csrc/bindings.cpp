@@ -17,4 +17,5 @@ PYBIND11_MODULE(_C, m) {
   bind_code_bag(m);
   bind_score_topk(m);
   bind_softmax_ce(m);
+  bind_output_pool(m);
 }

@@ -16,7 +16,10 @@ from .ops import (
     code_bag_seq,
     code_softmax_cross_entropy,
     dense_code_softmax_cross_entropy,
+    empty_output_cache,
+    output_cache_info,
     score_all,
+    set_output_cache_limit,
     score_topk,
 )
 from .index import CodeIndex
@@ -39,6 +42,9 @@ __all__ = [
     "CodeIndex",
     "code_softmax_cross_entropy",
     "dense_code_softmax_cross_entropy",
+    "empty_output_cache",
+    "output_cache_info",
+    "set_output_cache_limit",
     "nn",
     "cuda",
 ]

@@ -22,6 +22,7 @@ from torch import Tensor
 from .. import _validate as V
 from .._native import _C, num_threads
 from ..reference import code_bag as ref
+from .output_cache import empty_output
 
 # ----------------------------------------------------------------------------- forward ops
 
@@ -93,14 +94,14 @@ if _C is not None:
 
     @_code_bag.register_kernel("cpu")
     def _(W: Tensor, codes: Tensor) -> Tensor:
-        return _native_bag_into(W, codes, torch.empty(codes.shape[0], W.shape[2], dtype=torch.float32))
+        return _native_bag_into(W, codes, empty_output((codes.shape[0], W.shape[2]))[0])
 
     @_code_bag_backward.register_kernel("cpu")
     def _(grad_out: Tensor, codes: Tensor, D: int, K: int) -> Tensor:
         g = grad_out.contiguous()
         c, ct = V.native_code_tensor(codes)
         H = g.shape[1]
-        gW = torch.empty(D, K, H, dtype=torch.float32)
+        gW = empty_output((D, K, H))[0]  # fully written: every code's sum, 0 for unused codes
         _C.code_bag_backward(g.data_ptr(), D, K, H, c.data_ptr(), ct, c.shape[0], gW.data_ptr(), num_threads())
         return gW
 
@@ -110,11 +111,12 @@ if _C is not None:
         W = W.contiguous()
         c, ct = V.native_code_tensor(item_codes)
         ids = item_ids.to(torch.int64).contiguous()
-        out = torch.empty(*ids.shape, H, dtype=torch.float32)
-        # out_is_fresh: a new private allocation, so untouched padding pages already read as 0.
+        out, fresh = empty_output((*ids.shape, H))
+        # fresh: never written, so untouched padding pages already read as 0; a reused buffer
+        # from the output cache gets every padding row written.
         _C.code_bag_seq_forward(
             W.data_ptr(), D, K, H, c.data_ptr(), ct, c.shape[0], ids.data_ptr(), ids.numel(), out.data_ptr(),
-            num_threads(), True,
+            num_threads(), fresh,
         )
         return out
 
@@ -124,7 +126,7 @@ if _C is not None:
         c, ct = V.native_code_tensor(item_codes)
         ids = item_ids.to(torch.int64).contiguous()
         H = g.shape[-1]
-        gW = torch.empty(D, K, H, dtype=torch.float32)
+        gW = empty_output((D, K, H))[0]  # fully written, like code_bag_backward's
         _C.code_bag_seq_backward(
             g.data_ptr(), D, K, H, c.data_ptr(), ct, c.shape[0], ids.data_ptr(), ids.numel(), gW.data_ptr(),
             num_threads(),
