@@ -130,3 +130,14 @@ def test_bad_limits(monkeypatch):
         assert oc._limit_from_env() == 256 << 20
     monkeypatch.setenv("VQREC_FAST_OUTPUT_CACHE_MB", "64")
     assert oc._limit_from_env() == 64 << 20
+
+
+def test_environment_limit_reaches_a_fresh_process():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, VQREC_FAST_OUTPUT_CACHE_MB="64")
+    out = subprocess.run([sys.executable, "-m", "vqrec_fast.cli", "info"], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert "output cache: up to 64 MiB" in out

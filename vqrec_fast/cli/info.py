@@ -14,6 +14,9 @@ def run(args) -> int:
     print(f"SIMD level: {vf.simd_level()} (detected {vf.detected_simd_level()}; "
           f"available {', '.join(vf.available_simd_levels()) or 'none'}; override with VQREC_FAST_SIMD)")
     print(f"threads: {torch.get_num_threads()} (torch.set_num_threads / OMP_NUM_THREADS)")
+    cache = vf.output_cache_info()
+    print(f"output cache: up to {cache['limit_bytes'] / 2**20:.0f} MiB of freed outputs kept for reuse "
+          "(VQREC_FAST_OUTPUT_CACHE_MB / vqrec_fast.set_output_cache_limit)")
     return 0
 
 
