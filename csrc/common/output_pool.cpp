@@ -2,17 +2,14 @@
 #include "common/output_pool.h"
 
 #include <cstdlib>
-#include <new>
 
-#include "cpu/code_bag.h"  // advise_huge_pages
+#include "cpu/code_bag.h"  // round_up_huge, alloc_huge_aligned, advise_huge_pages
 
 namespace vqrec {
 namespace {
 
 constexpr size_t kHuge = size_t(2) << 20;
 constexpr size_t kDefaultLimit = size_t(256) << 20;
-
-size_t round_up(size_t bytes) { return (bytes + kHuge - 1) / kHuge * kHuge; }
 
 }  // namespace
 
@@ -25,7 +22,7 @@ OutputPool& OutputPool::instance() {
 OutputPool::OutputPool() : limit_(kDefaultLimit) {}
 
 OutputPool::Block OutputPool::acquire(size_t bytes) {
-  const size_t want = round_up(bytes == 0 ? 1 : bytes);
+  const size_t want = round_up_huge(bytes);
   {
     std::lock_guard<std::mutex> lock(mu_);
     // Best fit among blocks no more than a quarter (plus one huge page) larger than asked, so
@@ -47,8 +44,7 @@ OutputPool::Block OutputPool::acquire(size_t bytes) {
     }
     ++allocated_;
   }
-  char* p = static_cast<char*>(std::aligned_alloc(kHuge, want));
-  if (p == nullptr) throw std::bad_alloc();
+  char* p = alloc_huge_aligned(want);
   advise_huge_pages(p, want);
   return Block{p, want, true};
 }

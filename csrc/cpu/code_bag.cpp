@@ -166,11 +166,19 @@ void advise_huge_pages(void* p, size_t bytes) {
 #endif
 }
 
+constexpr size_t kHugePage = size_t(2) << 20;
+
+size_t round_up_huge(size_t bytes) { return bytes == 0 ? kHugePage : (bytes + kHugePage - 1) / kHugePage * kHugePage; }
+
+char* alloc_huge_aligned(size_t rounded_bytes) {
+  char* p = static_cast<char*>(std::aligned_alloc(kHugePage, rounded_bytes));
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
 Scratch::Scratch(size_t bytes) {
-  constexpr size_t kHuge = size_t(2) << 20;
-  bytes = bytes == 0 ? kHuge : (bytes + kHuge - 1) / kHuge * kHuge;
-  p_ = static_cast<char*>(std::aligned_alloc(kHuge, bytes));
-  if (p_ == nullptr) throw std::bad_alloc();
+  bytes = round_up_huge(bytes);
+  p_ = alloc_huge_aligned(bytes);
 #if defined(MADV_HUGEPAGE)
   madvise(p_, bytes, MADV_HUGEPAGE);
 #endif

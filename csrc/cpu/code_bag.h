@@ -39,6 +39,12 @@ void code_bag_seq_backward(const float* grad_out, int64_t D, int64_t K, int64_t 
 // Asks the OS for transparent huge pages on a large, not yet touched output buffer.
 void advise_huge_pages(void* p, size_t bytes);
 
+// Large buffers are whole 2 MiB pages, 2 MiB-aligned (Scratch and the output cache):
+// round_up_huge gives the size (at least one page), alloc_huge_aligned that memory from
+// std::aligned_alloc (release with std::free; throws std::bad_alloc).
+size_t round_up_huge(size_t bytes);
+char* alloc_huge_aligned(size_t rounded_bytes);
+
 // Scratch memory owned for the length of one call: 2 MiB-aligned, rounded up to whole 2 MiB
 // pages and advised as huge pages (tables read at random rows then take no TLB miss per row).
 // Kernels allocate it before their OpenMP regions: the constructor throws std::bad_alloc,
