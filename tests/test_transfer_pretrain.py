@@ -1,8 +1,6 @@
 """Multi-domain pre-training: mixing, the sharded loss, DDP agreement with one process."""
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import torch
 
@@ -47,19 +45,14 @@ def test_pretrain_learns_and_writes_a_checkpoint(tmp_path):
     assert st["model"]["codes.item_codes"].shape == (71, 4)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ddp_two_processes_agree_with_one(tmp_path):
     steps = 3
     one = pretrain(small_pretrain_config(str(tmp_path / "one")),
                    [tiny_domain("a", 40, 60, 0), tiny_domain("b", 30, 50, 1)], log=lambda *_: None, max_steps=steps)
     out = tmp_path / "ddp"
     out.mkdir()
-    torch.multiprocessing.spawn(ddp_worker, args=(2, _free_port(), str(out), steps), nprocs=2, join=True)
+    args = (2, str(tmp_path / "rendezvous"), str(out), steps)
+    torch.multiprocessing.spawn(ddp_worker, args=args, nprocs=2, join=True)
     ref = one["model"].state_dict()
     for rank in (0, 1):
         got = torch.load(out / f"rank{rank}.pt")

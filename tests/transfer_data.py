@@ -31,18 +31,19 @@ def small_pretrain_config(out: str, **kw):
     return PretrainConfig(**base)
 
 
-def ddp_worker(rank: int, world: int, port: int, out: str, max_steps: int) -> None:
-    """One process of a gloo DDP pre-training run on 127.0.0.1 (for torch.multiprocessing.spawn)."""
-    import os
+def ddp_worker(rank: int, world: int, rendezvous: str, out: str, max_steps: int) -> None:
+    """One process of a gloo DDP pre-training run (for torch.multiprocessing.spawn).
 
+    The ranks meet through a file (`rendezvous`, not yet existing), not a TCP port: a port picked
+    as free by the parent can be taken by any other connection on the machine in the seconds the
+    workers take to start."""
     import torch
     import torch.distributed as dist
 
     from vqrec_fast.transfer.pretrain import pretrain
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
     try:
         res = pretrain(small_pretrain_config(out), [tiny_domain("a", 40, 60, 0), tiny_domain("b", 30, 50, 1)],
                        log=lambda *_: None, max_steps=max_steps)
