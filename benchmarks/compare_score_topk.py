@@ -181,6 +181,11 @@ def main(argv=None) -> None:
             fns["vqrec_fast exact"] = lambda: vf.score_topk(
                 q, W, codes, a.k, item_scale=scale, metric="cosine", mode="exact"
             )
+        if "scans" not in skip:  # the two quantized scans behind mode="quantized", forced
+            for scan in ("blocks", "queries"):
+                fns[f"vqrec_fast {scan}"] = lambda scan=scan: vf.score_topk(
+                    q, W, codes, a.k, item_scale=scale, metric="cosine", mode=f"quantized_{scan}"
+                )
         if "norms" not in skip:
             fns["vqrec_fast+norms"] = lambda: vf.score_topk(q, W, codes, a.k, metric="cosine")
 
@@ -216,7 +221,9 @@ def main(argv=None) -> None:
             ours_ip = rows["vqrec_fast (ip)"][2][0]
             assert (fs - ours_ip).abs().max() < 1e-4 * max(1.0, float(fs.abs().max())), "ip results differ from faiss"
 
-    for name in ("vqrec_fast", "vqrec_fast exact", "vqrec_fast+norms", "torch_pre_chunked", "torch_fly_chunked"):
+    checked = ("vqrec_fast", "vqrec_fast exact", "vqrec_fast blocks", "vqrec_fast queries", "vqrec_fast+norms",
+               "torch_pre_chunked", "torch_fly_chunked")
+    for name in checked:
         if name in rows:
             got = rows[name][2][0]
             err = float((got - ref_scores).abs().max())

@@ -19,17 +19,19 @@ void bind_score_topk(py::module_& m) {
       "score_topk",
       [](uintptr_t lut, int64_t B, int64_t D, int64_t K,
          uintptr_t codes, const std::string& ct, int64_t N, uintptr_t item_scale, uintptr_t excl_off,
-         uintptr_t excl_ids, int64_t k, bool quantized, uintptr_t out_scores, uintptr_t out_ids, int nthreads) {
+         uintptr_t excl_ids, int64_t k, int scan, uintptr_t out_scores, uintptr_t out_ids, int nthreads) {
+        if (scan < 0 || scan > 3)
+          throw std::invalid_argument("score_topk: scan must be 0..3 (see ScanMode), got " + std::to_string(scan));
         const CodeType t = code_type(ct);
         py::gil_scoped_release nogil;
         score_topk(ptr<const float>(lut), B, D, K, ptr<const void>(codes), t, N, ptr<const float>(item_scale),
                    ptr<const int64_t>(excl_off), ptr<const int64_t>(excl_ids), k,
-                   quantized ? ScanMode::quantized : ScanMode::exact, ptr<float>(out_scores), ptr<int64_t>(out_ids),
+                   static_cast<ScanMode>(scan), ptr<float>(out_scores), ptr<int64_t>(out_ids),
                    nthreads);
       },
       py::arg("lut"), py::arg("B"), py::arg("D"), py::arg("K"),
       py::arg("codes"), py::arg("code_dtype"), py::arg("N"), py::arg("item_scale"), py::arg("excl_off"),
-      py::arg("excl_ids"), py::arg("k"), py::arg("quantized"), py::arg("out_scores"), py::arg("out_ids"),
+      py::arg("excl_ids"), py::arg("k"), py::arg("scan"), py::arg("out_scores"), py::arg("out_ids"),
       py::arg("nthreads"));
   m.def(
       "score_all",

@@ -1,7 +1,7 @@
 """score_topk / score_all against the float64 brute-force reference, at every SIMD level and in
-both scans (exact float LUTs; quantized LUTs + exact re-rank). Scores must match within 1e-5
-(relative to the largest score); ids are checked through their reference scores, so ties may
-resolve differently."""
+every scan (exact float LUTs; quantized LUTs + exact re-rank, by blocks of items and by groups of
+queries). Scores must match within 1e-5 (relative to the largest score); ids are checked through
+their reference scores, so ties may resolve differently."""
 from __future__ import annotations
 
 import pytest
@@ -13,7 +13,8 @@ from vqrec_fast.reference import score_all_ref, score_topk_ref
 from conftest import SIMD_LEVELS
 from tolerance import assert_close
 
-MODES = ["exact", "quantized", "dense"]
+QUANTIZED = ["quantized_blocks", "quantized_queries"]  # the two scans behind mode="quantized"
+MODES = ["exact", *QUANTIZED, "dense"]
 
 
 def make(B, N, D, K, H, seed=0, dtype=torch.uint8):
@@ -79,8 +80,9 @@ def test_scale_extremes_per_block(simd_level, sign):
     scale = torch.rand(codes.shape[0], generator=torch.Generator().manual_seed(22)) * 1e-3
     scale[64:192] = 0.0                  # two whole blocks (in scan order) of zero scales
     scale[200] = 50.0                    # one large scale in an otherwise tiny block
+    scale[256:512] = 0.0                 # a whole tile of the query-major scan's thresholds
     scale[-5:] = 2.0                     # the ragged last block
-    for mode in ("quantized", "exact"):
+    for mode in ("exact", *QUANTIZED):
         got = vf.score_topk(q, W, codes, 7, item_scale=scale, mode=mode)
         check_topk(got, q, W, codes, 7, item_scale=scale)
         if sign > 0:
@@ -95,15 +97,39 @@ def test_large_common_offset(simd_level, metric):
     q, W, codes = make(5, 64 * 9 + 3, 32, 256, 16, seed=23)
     W = 5.0 + 0.1 * W
     q = q.abs() + 0.5
-    for mode in ("quantized", "exact"):
+    for mode in ("exact", *QUANTIZED):
         check_topk(vf.score_topk(q, W, codes, 9, metric=metric, mode=mode), q, W, codes, 9, metric=metric)
+
+
+@pytest.mark.parametrize("B", [70, 130])
+def test_query_groups(simd_level, B):
+    # Several groups of queries in the query-major scan (16 / 32 / 64 per group by SIMD level),
+    # the last one partial; over 4,096 items, so the dynamically scheduled chunks and their
+    # 256-item threshold tiles cut through the catalogue; with exclusions per query.
+    q, W, codes = make(B, 9000, 32, 256, 20, seed=24)
+    exclude = [torch.arange(b % 5, 9000, 97) for b in range(B)]
+    got = {m: vf.score_topk(q, W, codes, 12, exclude=exclude, metric="cosine", mode=m) for m in ("exact", *QUANTIZED)}
+    check_topk(got["quantized_queries"], q, W, codes, 12, exclude=exclude, metric="cosine")
+    for m in QUANTIZED:
+        assert torch.equal(got[m][0], got["exact"][0]), m
+
+
+def test_quantized_picks_one_of_its_scans(simd_level):
+    # mode="quantized" (and "auto" for N > D * K) run one of the two scans; the answer is theirs
+    for B in (5, 100):
+        q, W, codes = make(B, 9000, 32, 256, 12, seed=25)
+        ref = vf.score_topk(q, W, codes, 10, mode="quantized_queries")
+        for mode in ("quantized", "auto", "quantized_blocks"):
+            s, i = vf.score_topk(q, W, codes, 10, mode=mode)
+            assert torch.equal(s, ref[0]), (B, mode)
 
 
 def test_large_k_uses_exact_for_wide_codebooks(simd_level):
     q, W, codes = make(4, 500, 4, 300, 8, seed=3, dtype=torch.int32)  # K > 256: exact scan only
     check_topk(vf.score_topk(q, W, codes, 5), q, W, codes, 5)
-    with pytest.raises(ValueError, match="K <= 256"):
-        vf.score_topk(q, W, codes, 5, mode="quantized")
+    for mode in ("quantized", *QUANTIZED):
+        with pytest.raises(ValueError, match="K <= 256"):
+            vf.score_topk(q, W, codes, 5, mode=mode)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -143,7 +169,7 @@ def test_ties(simd_level, mode):
     check_topk((s, i), q, W, codes, 30)
 
 
-@pytest.mark.parametrize("mode", ["exact", "quantized"])
+@pytest.mark.parametrize("mode", ["exact", *QUANTIZED])
 def test_ties_beyond_the_rerank_queue(simd_level, mode):
     # 3 distinct items repeated 3,000 times: more tied candidates per query than the quantized
     # scan's re-rank queue holds (1,024 per thread), so it must prune and re-score mid-scan; the

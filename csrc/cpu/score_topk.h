@@ -6,23 +6,26 @@
 //   score(q, n) = (sum_d LUT_q[d, codes[n, d]]) * item_scale[n] / D
 //
 // Top-k never holds the B x N score matrix: every thread keeps one min-heap of size k per query
-// over the item chunks it takes (dynamic schedule) and tests a whole vector of scores against the current thresholds,
-// touching a heap only on a hit; the per-thread heaps are merged at the end.
+// over the item chunks it takes (dynamic schedule) and tests a whole vector of scores against
+// the current thresholds, touching a heap only on a hit; the per-thread heaps are merged at the end.
 //
-// Two scans produce the same answer:
+// Three scans produce the same answer:
 //   exact      float LUTs, transposed per chunk of queries to [D, K, QB] so that one code
 //              lookup feeds QB queries with one vector load (any K, any SIMD level).
 //   quantized  uint8 LUTs u = round((LUT - bias_d) / step), u in [0, 127], per-sub-space bias and
-//              one step per query. Each thread transposes 3840 items' codes to [block, d, 64]
-//              and, query by query, sums 6 blocks of 64 items with the query's two current
-//              sub-space tables held in registers (AVX-512 VBMI: 64 byte look-ups per pair of
-//              permutes; other levels: plain loops). Every sum gives an upper and a lower bound
-//              of the exact score (step * U + sum_d bias_d +/- slack, slack bounding the
-//              quantization error). The k-th best lower bound (shared between threads) is the
-//              threshold; items whose upper bound reaches it are queued, and each query's queue
-//              is re-scored exactly with the float LUT at the end (and pruned, or re-scored
-//              early, if it fills). The result equals the exact scan's. Needs K <= 256, uint8
-//              codes, D <= 516.
+//              one step per query, summed over an item's codes in one of two ways:
+//              blocks   each thread transposes 3840 items' codes to [block, d, 64] and, query by
+//                       query, sums 6 blocks of 64 items with the query's two current sub-space
+//                       tables held in registers (AVX-512 VBMI: 64 byte look-ups per pair of
+//                       permutes; other levels: plain loops);
+//              queries  the tables of 16-64 queries laid out [d][code][query], so one vector
+//                       load reads an item's entry for all of them (score_topk_qm_kernels.cpp).
+//              Every sum gives an upper and a lower bound of the exact score (step * U +
+//              sum_d bias_d +/- slack, slack bounding the quantization error). The k-th best
+//              lower bound (shared between threads) is the threshold; items whose upper bound
+//              reaches it are queued, and each query's queue is re-scored exactly with the float
+//              LUT at the end (and pruned, or re-scored early, if it fills). The result equals
+//              the exact scan's. Needs K <= 256, uint8 codes, D <= 516.
 // Exclusions: CSR (excl_off [B + 1], excl_ids sorted ascending within each row); an excluded
 // item is never returned. Missing results (fewer than k admissible items) are id -1, score -inf.
 #pragma once
@@ -33,7 +36,9 @@
 
 namespace vqrec {
 
-enum class ScanMode : int { exact = 0, quantized = 1 };
+// quantized picks one of the two quantized scans for the active level and batch (see
+// score_topk); quantized_blocks and quantized_queries force one (tests, benchmarks).
+enum class ScanMode : int { exact = 0, quantized = 1, quantized_blocks = 2, quantized_queries = 3 };
 
 // ---- entry points (validate, allocate heaps, dispatch, merge; throw std::invalid_argument) ----
 // out_scores float32 [B, k], out_ids int64 [B, k], sorted by score descending (ties by id).
@@ -94,6 +99,9 @@ VQ_DECLARE_ISA_FN(void, quantize_luts,
                    float* qslack, int nthreads))
 VQ_DECLARE_ISA_FN(void, scan_topk_exact, (const ScanArgs& a))
 VQ_DECLARE_ISA_FN(void, scan_topk_quantized, (const ScanArgs& a))
+// The same answer from the query-major scan (score_topk_qm_kernels.cpp): needs qlut, qstep,
+// qoffset, qslack and the quantized-mode bookkeeping, as scan_topk_quantized does.
+VQ_DECLARE_ISA_FN(void, scan_topk_quantized_qm, (const ScanArgs& a))
 // Writes every score into out [B, N] (ScanArgs heaps unused).
 VQ_DECLARE_ISA_FN(void, scan_dense, (const ScanArgs& a, float* out))
 

@@ -10,11 +10,12 @@ metric="cosine" normalises the queries and defaults s_n to 1 / ||item_n|| (item_
 n), so the score is the cosine between query and item, as VQ-Rec scores.
 
 The LUTs are one GEMM in PyTorch; the scan over items is native (csrc/cpu/score_topk*.cpp):
-a streaming top-k that never holds the B x N matrix. On AVX-512 machines it scans uint8
-quantized LUTs and re-ranks a short list exactly; elsewhere it scans the float LUTs. Both give
-the exact float32 scores. For N <= D * K (e.g. evaluation over a few thousand real items) the
-item matrix is smaller than the LUTs, and "auto" instead multiplies the queries with the code-bag
-items in chunks of at most 16M scores. Without the native extension the pure-PyTorch reference
+a streaming top-k that never holds the B x N matrix. It scans uint8 quantized LUTs and
+re-ranks a short list exactly, at every SIMD level (the AVX-512 VBMI block scan or the
+query-major scan, see score_topk's `mode`); a float-LUT scan remains for K > 256 or D > 516.
+All give the exact float32 scores. For N <= D * K (e.g. evaluation over a few thousand real
+items) the item matrix is smaller than the LUTs, and "auto" instead multiplies the queries with
+the code-bag items in chunks of at most 16M scores. Without the native extension the pure-PyTorch reference
 is used. CUDA tensors go to the selected GPU backend's ADC scan for candidates, re-scored exactly
 in fp32 (vqrec_fast/ops/score_topk_gpu.py), so the scores equal the CPU's.
 """
@@ -26,12 +27,14 @@ import torch
 from torch import Tensor
 
 from .. import _validate as V
-from .._native import _C, num_threads, simd_level
+from .._native import _C, num_threads
 from ..reference import score_topk as ref
 from .code_bag import code_bag, native_bag_norms
 
 METRICS = ("ip", "cosine")
-MODES = ("auto", "exact", "quantized", "dense")
+MODES = ("auto", "exact", "quantized", "dense", "quantized_blocks", "quantized_queries")
+# ScanMode in csrc/cpu/score_topk.h
+_SCAN_CODES = {"exact": 0, "quantized": 1, "quantized_blocks": 2, "quantized_queries": 3}
 Exclude = Union[None, Sequence, Tuple[Tensor, Tensor]]
 
 _SCALE_CHUNK = 16384  # items per code-bag chunk when computing norms (20 MB at H = 300)
@@ -170,17 +173,18 @@ def _resolve_mode(mode: str, K: int, D: int, N: int) -> str:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     fits = K <= 256 and D * 127 < 65536
-    if mode == "quantized" and not fits:
-        raise ValueError(f"mode='quantized' needs K <= 256 and D <= 516 (got K={K}, D={D})")
+    if mode.startswith("quantized") and not fits:
+        raise ValueError(f"mode={mode!r} needs K <= 256 and D <= 516 (got K={K}, D={D})")
     if mode == "auto" and N <= D * K:
         # Fewer items than LUT entries: the [N, H] item matrix is smaller than the LUTs
         # [B, D*K], so one GEMM against the items beats building the LUTs (e.g. full-ranking
         # evaluation over a few thousand real items).
         return "dense"
     if mode == "auto":
-        # The quantized scan pays off where the VBMI byte permutes exist; elsewhere the float
-        # scan (one vector load per code for 16 queries) is faster.
-        return "quantized" if fits and simd_level() == "avx512" else "exact"
+        # The uint8 scans beat the float scan at every SIMD level and batch size (5-10x at
+        # N = 1e6 on AVX2 and SSE2, ~9x with AVX-512 VBMI); the float scan remains for K > 256
+        # or D > 516, which the uint8 tables cannot hold.
+        return "quantized" if fits else "exact"
     return mode
 
 
@@ -221,6 +225,11 @@ def score_topk(
         metric: "ip" or "cosine" (queries normalised, items scaled by 1 / norm).
         mode: "auto" | "exact" (float LUT scan) | "quantized" (uint8 LUT scan + exact re-rank)
             | "dense" (GEMM against the code-bag items, chunked; the small-N choice of "auto").
+            "quantized" runs whichever of its two scans is faster for the SIMD level and B:
+            the block scan (AVX-512 VBMI byte permutes look 64 items up in one query's table)
+            or the query-major scan (one vector load reads an item's entry for 16-64 queries);
+            "quantized_blocks" / "quantized_queries" force one (benchmarks, tests). Every
+            mode returns the same exact scores.
     Returns:
         (scores float32 [B, min(k, N)], ids int64 [B, min(k, N)]), best first; ties may be
         ordered differently from torch.topk. Rows with fewer admissible items end in
@@ -265,7 +274,7 @@ def topk_checked(
         return _topk_dense(queries, W, codes, kk, item_scale, csr, metric)
     if metric == "cosine" and item_scale is None:
         item_scale = item_scales(W, codes)
-    if run == "quantized":
+    if run.startswith("quantized"):
         c, ct = codes.to(torch.uint8).contiguous(), "uint8"
     else:
         c, ct = V.native_code_tensor(codes)
@@ -286,7 +295,7 @@ def topk_checked(
                 lut.data_ptr(), b1 - b0, D, K, c.data_ptr(), ct, N,
                 0 if item_scale is None else item_scale.data_ptr(),
                 0 if off is None else off.data_ptr(), 0 if ids is None else ids.data_ptr(),
-                kk, run == "quantized", out_s[b0:b1].data_ptr(), out_i[b0:b1].data_ptr(), num_threads(),
+                kk, _SCAN_CODES[run], out_s[b0:b1].data_ptr(), out_i[b0:b1].data_ptr(), num_threads(),
             )
         except ValueError as exc:
             raise _diagnose_lut_error(exc, queries, W) from None

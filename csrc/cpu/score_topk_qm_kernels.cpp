@@ -1,0 +1,239 @@
+// Query-major quantized ADC scan, compiled once per ISA level (VQ_ISA = scalar | avx2 | avx512).
+//
+// The block scan (score_topk_kernels.cpp) looks 64 items' codes up in one query's table with
+// AVX-512 VBMI byte permutes; without them it falls back to one byte load per look-up. This scan
+// turns the loop around: the uint8 tables of G queries are laid out as [d][code][G], so one
+// vector load fetches an item's entry for G queries at once (G = 64 on AVX-512, 32 on AVX2, 16
+// on the SSE2 baseline: one register of bytes). An item then costs D loads and ~2D vector adds
+// per G queries, whatever the level, with no code transposition. The tables of one group
+// (D * 256 * G bytes, 512 KiB at D = 32 on AVX-512) stay in L2 while the items stream past.
+//
+// Bounds, thresholds, queues and the final exact re-rank are the block scan's (Candidates in
+// score_topk_scan.h), so both scans return the same answer. What differs is the test that
+// decides which items reach the float bound test: one unsigned 16-bit compare per query lane
+// against a per-tile integer threshold (see Thresholds), so the float test runs only on the
+// rare lanes that may pass.
+#include <new>
+
+#include "cpu/score_topk_scan.h"
+
+#if defined(__AVX512BW__) || defined(__AVX2__) || defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+namespace vqrec {
+namespace VQ_ISA {
+namespace {
+
+#if defined(__AVX512BW__)
+constexpr int G = 64;
+#elif defined(__AVX2__)
+constexpr int G = 32;
+#else
+constexpr int G = 16;
+#endif
+constexpr int64_t kTile = 256;    // items between refreshes of the integer thresholds
+constexpr int64_t kChunk = 4096;  // items per dynamically scheduled piece of work
+
+typedef uint8_t vu8 __attribute__((vector_size(G)));
+typedef uint16_t vu16 __attribute__((vector_size(G)));  // G / 2 lanes
+
+inline vu8 load_row(const uint8_t* p) {
+  vu8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// Bit j set when query j's sum reaches its threshold: lane i of lo / hi is query i / G/2 + i.
+inline uint64_t pass_mask(vu16 lo, vu16 th_lo, vu16 hi, vu16 th_hi) {
+#if defined(__AVX512BW__)
+  return static_cast<uint64_t>(_mm512_cmpge_epu16_mask((__m512i)lo, (__m512i)th_lo)) |
+         (static_cast<uint64_t>(_mm512_cmpge_epu16_mask((__m512i)hi, (__m512i)th_hi)) << 32);
+#elif defined(__AVX2__)
+  // packs keeps 128-bit halves apart: its bytes are lo 0-7, hi 0-7, lo 8-15, hi 8-15.
+  const uint32_t m = static_cast<uint32_t>(
+      _mm256_movemask_epi8(_mm256_packs_epi16((__m256i)(lo >= th_lo), (__m256i)(hi >= th_hi))));
+  if (m == 0) return 0;
+  return (m & 0xffu) | ((m >> 8) & 0xff00u) | ((m << 8) & 0xff0000u) | (m & 0xff000000u);
+#elif defined(__SSE2__)
+  return static_cast<uint32_t>(_mm_movemask_epi8(_mm_packs_epi16((__m128i)(lo >= th_lo), (__m128i)(hi >= th_hi))));
+#else
+  uint64_t m = 0;
+  for (int i = 0; i < G / 2; ++i) {
+    m |= static_cast<uint64_t>(lo[i] >= th_lo[i]) << i;
+    m |= static_cast<uint64_t>(hi[i] >= th_hi[i]) << (G / 2 + i);
+  }
+  return m;
+#endif
+}
+
+// Byte position of query j of a group in a table row. The 16-bit sums below add two adjacent
+// bytes' look-ups into separate halves, so byte 2i ends in lane i of `lo` and byte 2i + 1 in lane
+// i of `hi`: queries 0 .. G/2 - 1 go to the even bytes and G/2 .. G - 1 to the odd ones.
+inline int lane_byte(int j) { return j < G / 2 ? 2 * j : 2 * (j - G / 2) + 1; }
+
+// Tables of queries q0 .. q0 + nq - 1 (nq <= G) as [d][code][G] uint8 (absent queries: 0).
+// qlut holds each query's [D, 256] table in quantize_luts' layout for this level; on AVX-512
+// VBMI bytes 128-255 hold differences (entry c + 128 minus entry c, mod 256), undone here.
+void build_group_tables(const uint8_t* qlut, int64_t D, int64_t q0, int nq, uint8_t* T) {
+  alignas(64) uint8_t tile[G][256];  // the group's tables of one sub-space, query-major
+  for (int64_t d = 0; d < D; ++d) {
+    for (int j = 0; j < G; ++j) {
+      if (j >= nq) {
+        std::memset(tile[j], 0, 256);
+        continue;
+      }
+      const uint8_t* u = qlut + ((q0 + j) * D + d) * 256;
+      std::memcpy(tile[j], u, 256);
+#if VQ_SCORE_VBMI
+      for (int c = 128; c < 256; ++c) tile[j][c] = static_cast<uint8_t>(tile[j][c] + tile[j][c - 128]);
+#endif
+    }
+    uint8_t* rows = T + d * 256 * G;
+    for (int c = 0; c < 256; ++c)
+      for (int j = 0; j < G; ++j) rows[c * G + lane_byte(j)] = tile[j][c];
+  }
+}
+
+// Sums of one item's table entries for the G queries of a group: lane i of lo (hi) = query i
+// (G/2 + i). Two sub-spaces are added in bytes (entries <= 127), then accumulated in 16-bit
+// lanes: raw sums whole lanes (even byte + 256 * odd byte, wrapping) and hi sums the odd bytes,
+// so the even bytes' sum is raw - 256 * hi (exact while D * 127 < 2^16). kD > 0 fixes D at
+// compile time (the paper's D = 32: fully unrolled, constant row offsets).
+template <int64_t kD>
+inline void group_sums(const uint8_t* T, const uint8_t* c, int64_t D_runtime, vu16& lo, vu16& hi) {
+  const int64_t D = kD > 0 ? kD : D_runtime;
+  vu16 raw = {}, h = {};
+  int64_t d = 0;
+#pragma GCC unroll 16
+  for (; d + 1 < D; d += 2) {
+    const vu8 v = load_row(T + (d * 256 + c[d]) * G) + load_row(T + ((d + 1) * 256 + c[d + 1]) * G);
+    const vu16 w = (vu16)v;
+    raw += w;
+    h += w >> 8;
+  }
+  if (d < D) {
+    const vu16 w = (vu16)load_row(T + (d * 256 + c[d]) * G);
+    raw += w;
+    h += w >> 8;
+  }
+  lo = raw - (h << 8);
+  hi = h;
+}
+
+// Per-query integer thresholds of one group for one tile of items: lane i of lo (hi) holds the
+// smallest U with which query i (G/2 + i) may pass the float test
+//   (step * U + offset) * scale >= bound
+// for some item of the tile (scales in [smin, smax]), lowered by a margin that covers float
+// rounding. The test needs step * U + offset >= bound / scale, whose smallest value over the
+// tile is bound / smax for bound > 0 and bound / smin otherwise (an item of scale 0 passes any
+// bound <= 0: then every U passes). 0 lets every item through, 65535 none (absent queries;
+// bound > 0 with all-zero scales). Sums never exceed D * 127 <= 65532.
+struct Thresholds {
+  vu16 lo, hi;
+
+  void set(int j, double step, double off, double bound, double smin, double smax) {
+    uint16_t v;
+    const double s = bound > 0.0 ? smax : smin;
+    if (!(s > 0.0)) {
+      v = bound > 0.0 ? 65535 : 0;
+    } else {
+      const double need = (bound / s - off) / step;
+      const double margin = 1.0 + 1e-5 * (std::fabs(bound / s) + std::fabs(off)) / step;
+      const double t = std::floor(need - margin);
+      v = t <= 0.0 ? 0 : (t >= 65535.0 ? 65535 : static_cast<uint16_t>(t));
+    }
+    if (j < G / 2)
+      lo[j] = v;
+    else
+      hi[j - G / 2] = v;
+  }
+};
+
+// Placement storage for one Candidates per query of a group (it holds a reference, so it
+// cannot sit in a plain array).
+struct GroupCandidates {
+  alignas(Candidates) unsigned char raw[G * sizeof(Candidates)];
+  Candidates& operator[](int j) { return *reinterpret_cast<Candidates*>(raw + j * sizeof(Candidates)); }
+};
+
+}  // namespace
+
+void scan_topk_quantized_qm(const ScanArgs& a) {
+  const int64_t D = a.D, N = a.N, B = a.B;
+  const int64_t groups = (B + G - 1) / G;
+  const int64_t table_bytes = D * 256 * G;
+  const Scratch tables(static_cast<size_t>(groups * table_bytes));
+  // First touch from one thread: faulted by two threads at once, the 2 MiB region came back in
+  // 4 KiB pages and the scan's random row loads ran ~12% slower (99 vs 87 ms at B = 256,
+  // N = 1e6); zeroing it here costs ~0.2 ms.
+  std::memset(tables.data(), 0, static_cast<size_t>(groups * table_bytes));
+  uint8_t* const T_all = reinterpret_cast<uint8_t*>(tables.data());
+#pragma omp parallel for schedule(static) num_threads(a.nthreads)
+  for (int64_t g = 0; g < groups; ++g) {
+    const int nq = static_cast<int>(B - g * G < G ? B - g * G : G);
+    build_group_tables(a.qlut, D, g * G, nq, T_all + g * table_bytes);
+  }
+  const uint8_t* codes = static_cast<const uint8_t*>(a.codes);
+
+#pragma omp parallel num_threads(a.nthreads)
+  {
+    const int t = omp_thread_id();
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t q0 = g * G;
+      const int nq = static_cast<int>(B - q0 < G ? B - q0 : G);
+      const uint8_t* T = T_all + g * table_bytes;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t c0 = 0; c0 < N; c0 += kChunk) {
+        const int64_t c1 = N - c0 < kChunk ? N : c0 + kChunk;
+        GroupCandidates cand;
+        for (int j = 0; j < nq; ++j) new (&cand[j]) Candidates(a, t, q0 + j);
+        Thresholds th;
+        for (int j = nq; j < G; ++j) th.set(j, 1.0, 0.0, 1.0, 0.0, 0.0);  // never passes
+        for (int64_t t0 = c0; t0 < c1; t0 += kTile) {
+          const int64_t t1 = c1 - t0 < kTile ? c1 : t0 + kTile;
+          float smin = kInf, smax = 0.0f;
+          for (int64_t n = t0; n < t1; ++n) {
+            smin = item_scale(a, n) < smin ? item_scale(a, n) : smin;
+            smax = item_scale(a, n) > smax ? item_scale(a, n) : smax;
+          }
+          for (int j = 0; j < nq; ++j) {
+            cand[j].refresh();
+            th.set(j, a.qstep[q0 + j], a.qoffset[q0 + j], bound_of(cand[j].th, D), smin, smax);
+          }
+          for (int64_t n = t0; n < t1; ++n) {
+            vu16 lo, hi;
+            if (D == 32)
+              group_sums<32>(T, codes + n * 32, 32, lo, hi);
+            else
+              group_sums<0>(T, codes + n * D, D, lo, hi);
+            uint64_t pass = pass_mask(lo, th.lo, hi, th.hi);
+            if (pass == 0) continue;  // the usual case
+            const float s = item_scale(a, n);
+            for (; pass != 0; pass &= pass - 1) {
+              const int j = __builtin_ctzll(pass);
+              const uint16_t U = j < G / 2 ? lo[j] : hi[j - G / 2];
+              const int64_t q = q0 + j;
+              const float upper = a.qstep[q] * U + a.qoffset[q];
+              if (!(upper * s >= bound_of(cand[j].th, D))) continue;
+              const float low = (upper - 2.0f * a.qslack[q]) * s;
+              cand[j].add(n, upper * s, (low - (std::fabs(low) * 1e-5f + 1e-30f)) / static_cast<float>(D));
+              th.set(j, a.qstep[q], a.qoffset[q], bound_of(cand[j].th, D), smin, smax);
+            }
+          }
+        }
+      }
+    }
+    // Every thread's lower bounds are final once all have scanned: re-score each queue with
+    // the final threshold.
+#pragma omp barrier
+    for (int64_t q = 0; q < B; ++q) {
+      Candidates cand(a, t, q);
+      cand.prune();
+      cand.flush_exact();
+    }
+  }
+}
+
+}  // namespace VQ_ISA
+}  // namespace vqrec
