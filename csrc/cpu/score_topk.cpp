@@ -48,14 +48,14 @@ void check_exclusions(const int64_t* off, const int64_t* ids, int64_t B, int64_t
 
 // The faster quantized scan for the active level, B queries and N items. With AVX-512 VBMI byte
 // permutes the block scan wins for small batches or catalogues, the query-major scan (whose
-// fixed costs are higher: its tables, and more exact tests while the heaps fill) from about one
-// full group of 64 queries and 300k items on. Native times on a 2-core Zen 4, blocks / queries:
-// B = 32, N = 1e6: 18.5 / 21.9 ms; B = 64: N = 1e5 5.6 / 6.1, 3e5 10.8 / 10.1, 1e6 26.8 / 20.6;
-// B = 256: N = 1e5 22.6 / 24.3, 3e5 40.9 / 39.3, 1e6 100.3 / 81.7, 3e6 261 / 192 ms. Without
-// VBMI the block scan looks codes up one byte at a time and the query-major scan is 5-10x
-// faster everywhere (AVX2, N = 1e6, B = 1 / 256: 11.8 / 128 ms against 16.1 / 1408 ms).
+// fixed costs are higher: its tables, and more exact tests while the heaps fill) from about 40
+// queries and 100k items on. Native times on a 2-core Zen 4 (scales in [1, 1.1]), blocks /
+// queries: N = 1e6, B = 16 / 32 / 48: 8.7 / 13.7, 14.7 / 15.3, 20.7 / 17.3 ms; B = 64, N = 1e5 /
+// 3e5 / 1e6: 5.4 / 5.5, 10.6 / 9.1, 26.7 / 18.8 ms; B = 256: 25.3 / 25.0, 43.8 / 39.4, 104.6 /
+// 79.5 ms. Without VBMI the block scan looks codes up one byte at a time and the query-major
+// scan is 5-10x faster everywhere (AVX2, N = 1e6, B = 1 / 256: 11.8 / 128 ms against 16.1 / 1408).
 ScanMode pick_quantized_scan(int64_t B, int64_t N) {
-  constexpr int64_t kMinBatch = 64, kMinItems = 300000;
+  constexpr int64_t kMinBatch = 40, kMinItems = 100000;
   const bool blocks = active_level() == IsaLevel::avx512 && (B < kMinBatch || N < kMinItems);
   return blocks ? ScanMode::quantized_blocks : ScanMode::quantized_queries;
 }
