@@ -271,11 +271,17 @@ void scan_topk_quantized(const ScanArgs& a) {
 
 // ---------------------------------------------------------------- LUT preparation
 void all_finite(const float* x, int64_t n, int nthreads, bool* ok) {
-  // x * 0 is 0 for finite x and NaN for Inf/NaN, so one vectorised sum detects both.
-  float acc = 0.0f;
-#pragma omp parallel for reduction(+ : acc) schedule(static) num_threads(nthreads)
-  for (int64_t i = 0; i < n; ++i) acc += x[i] * 0.0f;
-  *ok = acc == 0.0f;
+  // Inf and NaN are the floats whose exponent bits are all set. Counting them is an integer
+  // reduction the compiler vectorises freely; the float sum of x * 0 used before could not be
+  // reordered, so it ran one dependent add per element (1.7 ms for B = 256's 8 MB of LUTs).
+  int64_t bad = 0;
+#pragma omp parallel for reduction(+ : bad) schedule(static) num_threads(nthreads)
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof(bits));
+    bad += (bits & 0x7f800000u) == 0x7f800000u;
+  }
+  *ok = bad == 0;
 }
 
 void quantize_luts(const float* lut, int64_t B, int64_t D, int64_t K, uint8_t* qlut, float* qstep, float* qoffset,
