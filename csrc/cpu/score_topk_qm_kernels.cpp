@@ -180,6 +180,27 @@ struct GroupCandidates {
   Candidates& operator[](int j) { return *reinterpret_cast<Candidates*>(raw + j * sizeof(Candidates)); }
 };
 
+// Item n passed the pre-test for the queries whose bits are set in `pass` (U[j]: query q0 + j's
+// sum): the float bound test per such query, and queueing where it passes. Out of line: inlined,
+// it made the compiler keep both sum vectors in memory, two 64-byte stores for every item.
+__attribute__((noinline)) void take_hits(const ScanArgs& a, int64_t n, int64_t q0, uint64_t pass, const uint16_t* U,
+                                         GroupCandidates& cand, Thresholds& th, float inv_smin, float inv_smax) {
+  const float s = item_scale(a, n);
+  for (; pass != 0; pass &= pass - 1) {
+    const int j = __builtin_ctzll(pass);
+    const int64_t q = q0 + j;
+    const float upper = a.qstep[q] * U[j] + a.qoffset[q];
+    if (!(upper * s >= th.bound[j])) continue;
+    const float low = (upper - 2.0f * a.qslack[q]) * s;
+    cand[j].add(n, upper * s, (low - (std::fabs(low) * 1e-5f + 1e-30f)) / static_cast<float>(a.D));
+    const float b = bound_of(cand[j].th, a.D);
+    if (b != th.bound[j]) {
+      th.bound[j] = b;
+      th.update(j, inv_smin, inv_smax);
+    }
+  }
+}
+
 }  // namespace
 
 void scan_topk_quantized_qm(const ScanArgs& a) {
@@ -232,23 +253,12 @@ void scan_topk_quantized_qm(const ScanArgs& a) {
               group_sums<32>(T, codes + n * 32, 32, lo, hi);
             else
               group_sums<0>(T, codes + n * D, D, lo, hi);
-            uint64_t pass = pass_mask(lo, th.lo, hi, th.hi);
+            const uint64_t pass = pass_mask(lo, th.lo, hi, th.hi);
             if (pass == 0) continue;  // the usual case
-            const float s = item_scale(a, n);
-            for (; pass != 0; pass &= pass - 1) {
-              const int j = __builtin_ctzll(pass);
-              const uint16_t U = j < G / 2 ? lo[j] : hi[j - G / 2];
-              const int64_t q = q0 + j;
-              const float upper = a.qstep[q] * U + a.qoffset[q];
-              if (!(upper * s >= th.bound[j])) continue;
-              const float low = (upper - 2.0f * a.qslack[q]) * s;
-              cand[j].add(n, upper * s, (low - (std::fabs(low) * 1e-5f + 1e-30f)) / static_cast<float>(D));
-              const float b = bound_of(cand[j].th, D);
-              if (b != th.bound[j]) {
-                th.bound[j] = b;
-                th.update(j, inv_smin, inv_smax);
-              }
-            }
+            alignas(64) uint16_t U[G];
+            std::memcpy(U, &lo, sizeof(lo));
+            std::memcpy(U + G / 2, &hi, sizeof(hi));
+            take_hits(a, n, q0, pass, U, cand, th, inv_smin, inv_smax);
           }
         }
       }
