@@ -284,6 +284,35 @@ void all_finite(const float* x, int64_t n, int nthreads, bool* ok) {
   *ok = bad == 0;
 }
 
+namespace {
+// Smallest and largest of x[0 .. n) (n >= 1). Sixteen running minima and maxima, folded at the
+// end: the compiler vectorises that, while one running value is a loop-carried chain it may not
+// reorder (the LUT quantization of a B = 256 batch took 1.3 ms that way).
+inline void range_of(const float* x, int64_t n, float* lo_out, float* hi_out) {
+  float lo = x[0], hi = x[0];
+  int64_t c = 0;
+  if (n >= 16) {
+    float vlo[16], vhi[16];
+    for (int i = 0; i < 16; ++i) vlo[i] = vhi[i] = x[i];
+    for (c = 16; c + 16 <= n; c += 16)
+      for (int i = 0; i < 16; ++i) {
+        vlo[i] = x[c + i] < vlo[i] ? x[c + i] : vlo[i];
+        vhi[i] = x[c + i] > vhi[i] ? x[c + i] : vhi[i];
+      }
+    for (int i = 0; i < 16; ++i) {
+      lo = vlo[i] < lo ? vlo[i] : lo;
+      hi = vhi[i] > hi ? vhi[i] : hi;
+    }
+  }
+  for (; c < n; ++c) {
+    lo = x[c] < lo ? x[c] : lo;
+    hi = x[c] > hi ? x[c] : hi;
+  }
+  *lo_out = lo;
+  *hi_out = hi;
+}
+}  // namespace
+
 void quantize_luts(const float* lut, int64_t B, int64_t D, int64_t K, uint8_t* qlut, float* qstep, float* qoffset,
                    float* qslack, int nthreads) {
 #pragma omp parallel for schedule(static) num_threads(nthreads)
@@ -292,12 +321,11 @@ void quantize_luts(const float* lut, int64_t B, int64_t D, int64_t K, uint8_t* q
     // Per-sub-space bias (minimum), one step per query (largest span / 127).
     float span = 0.0f, magnitude = 0.0f;
     double bias_sum = 0.0;
+    float sub_lo[516];  // score_topk admits the quantized scans for D <= 516 only
     for (int64_t d = 0; d < D; ++d) {
-      float lo = l[d * K], hi = l[d * K];
-      for (int64_t c = 1; c < K; ++c) {
-        lo = l[d * K + c] < lo ? l[d * K + c] : lo;
-        hi = l[d * K + c] > hi ? l[d * K + c] : hi;
-      }
+      float lo, hi;
+      range_of(l + d * K, K, &lo, &hi);
+      sub_lo[d] = lo;
       span = hi - lo > span ? hi - lo : span;
       magnitude += std::fabs(lo) > std::fabs(hi) ? std::fabs(lo) : std::fabs(hi);
       bias_sum += lo;
@@ -305,8 +333,7 @@ void quantize_luts(const float* lut, int64_t B, int64_t D, int64_t K, uint8_t* q
     const float step = span > 0.0f ? span / static_cast<float>(kQuantMax) : 1.0f;
     const float inv = 1.0f / step;
     for (int64_t d = 0; d < D; ++d) {
-      float lo = l[d * K];
-      for (int64_t c = 1; c < K; ++c) lo = l[d * K + c] < lo ? l[d * K + c] : lo;
+      const float lo = sub_lo[d];
       uint8_t* o = qlut + (q * D + d) * 256;
       for (int64_t c = 0; c < K; ++c) {
         float u = std::nearbyint((l[d * K + c] - lo) * inv);
