@@ -38,6 +38,8 @@ constexpr int G = 16;
 constexpr int64_t kTile = 256;
 constexpr int64_t kChunk = 4096;  // items per dynamically scheduled piece of work
 
+// The 16-bit view of a byte vector below puts byte 2i in the low half of lane i.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the query-major scan assumes little-endian lanes");
 typedef uint8_t vu8 __attribute__((vector_size(G)));
 typedef uint16_t vu16 __attribute__((vector_size(G)));  // G / 2 lanes
 
@@ -59,7 +61,8 @@ inline uint64_t pass_mask(vu16 lo, vu16 th_lo, vu16 hi, vu16 th_hi) {
   if (m == 0) return 0;
   return (m & 0xffu) | ((m >> 8) & 0xff00u) | ((m << 8) & 0xff0000u) | (m & 0xff000000u);
 #elif defined(__SSE2__)
-  return static_cast<uint32_t>(_mm_movemask_epi8(_mm_packs_epi16((__m128i)(lo >= th_lo), (__m128i)(hi >= th_hi))));
+  const __m128i m = _mm_packs_epi16((__m128i)(lo >= th_lo), (__m128i)(hi >= th_hi));  // lo 0-7, hi 0-7
+  return static_cast<uint32_t>(_mm_movemask_epi8(m));
 #else
   uint64_t m = 0;
   for (int i = 0; i < G / 2; ++i) {
