@@ -34,6 +34,12 @@ void bind_score_topk(py::module_& m) {
       py::arg("excl_ids"), py::arg("k"), py::arg("scan"), py::arg("out_scores"), py::arg("out_ids"),
       py::arg("nthreads"));
   m.def(
+      "quantized_scan",
+      [](int64_t B, int64_t N) {
+        return std::string(pick_quantized_scan(B, N) == ScanMode::quantized_blocks ? "blocks" : "queries");
+      },
+      py::arg("B"), py::arg("N"), "The quantized scan mode='quantized' runs for B queries over N items.");
+  m.def(
       "score_all",
       [](uintptr_t lut, int64_t B, int64_t D, int64_t K, uintptr_t codes, const std::string& ct, int64_t N,
          uintptr_t item_scale, uintptr_t out, int nthreads) {

@@ -124,6 +124,15 @@ def test_quantized_picks_one_of_its_scans(simd_level):
             assert torch.equal(s, ref[0]), (B, mode)
 
 
+def test_quantized_scan_choice(simd_level):
+    # the block scan only where VBMI byte permutes exist and the batch or catalogue is small
+    from vqrec_fast.ops.score_topk import quantized_scan
+
+    for B, N in ((1, 10**6), (32, 10**6), (256, 10**4), (40, 10**5), (256, 10**6), (4096, 10**7)):
+        small = B < 40 or N < 100_000
+        assert quantized_scan(B, N) == ("blocks" if simd_level == "avx512" and small else "queries"), (B, N)
+
+
 def test_large_k_uses_exact_for_wide_codebooks(simd_level):
     q, W, codes = make(4, 500, 4, 300, 8, seed=3, dtype=torch.int32)  # K > 256: exact scan only
     check_topk(vf.score_topk(q, W, codes, 5), q, W, codes, 5)

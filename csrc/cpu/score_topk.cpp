@@ -46,6 +46,8 @@ void check_exclusions(const int64_t* off, const int64_t* ids, int64_t B, int64_t
   }
 }
 
+}  // namespace
+
 // The faster quantized scan for the active level, B queries and N items. With AVX-512 VBMI byte
 // permutes the block scan wins for small batches or catalogues, the query-major scan (whose
 // fixed costs are higher: its tables, and more exact tests while the heaps fill) from about 40
@@ -59,8 +61,6 @@ ScanMode pick_quantized_scan(int64_t B, int64_t N) {
   const bool blocks = active_level() == IsaLevel::avx512 && (B < kMinBatch || N < kMinItems);
   return blocks ? ScanMode::quantized_blocks : ScanMode::quantized_queries;
 }
-
-}  // namespace
 
 void score_topk(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct, int64_t N,
                 const float* item_scale, const int64_t* excl_off, const int64_t* excl_ids, int64_t k, ScanMode mode,

@@ -86,6 +86,10 @@ constexpr int kQuantMax = 127;       // quantized entries lie in [0, 127]: two a
 // 12 KiB per query per thread; a full queue is pruned, and re-scored only if pruning fails.
 constexpr int64_t kQueueCap = 1024;
 
+// The quantized scan that ScanMode::quantized runs for B queries over N items at the active
+// ISA level: quantized_blocks or quantized_queries.
+ScanMode pick_quantized_scan(int64_t B, int64_t N);
+
 // *ok = every x[i] is finite.
 VQ_DECLARE_ISA_FN(void, all_finite, (const float* x, int64_t n, int nthreads, bool* ok))
 // lut [B, D, K] -> qlut [B, D, 256], qstep [B], qoffset [B], qslack [B] (see ScanArgs):

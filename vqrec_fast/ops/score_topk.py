@@ -188,6 +188,13 @@ def _resolve_mode(mode: str, K: int, D: int, N: int) -> str:
     return mode
 
 
+def quantized_scan(B: int, N: int) -> str:
+    """Which scan ``mode="quantized"`` runs on the CPU for B queries over N items at the active
+    SIMD level: "blocks" (AVX-512 VBMI byte permutes over 64 items per query), "queries"
+    (one vector load per item serves 16-64 queries), or "reference" without the native core."""
+    return "reference" if _C is None else _C.quantized_scan(B, N)
+
+
 # ----------------------------------------------------------------------------- public API
 
 
