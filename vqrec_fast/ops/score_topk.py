@@ -15,9 +15,10 @@ re-ranks a short list exactly, at every SIMD level (the AVX-512 VBMI block scan 
 query-major scan, see score_topk's `mode`); a float-LUT scan remains for K > 256 or D > 516.
 All give the exact float32 scores. For N <= D * K (e.g. evaluation over a few thousand real
 items) the item matrix is smaller than the LUTs, and "auto" instead multiplies the queries with
-the code-bag items in chunks of at most 16M scores. Without the native extension the pure-PyTorch reference
-is used. CUDA tensors go to the selected GPU backend's ADC scan for candidates, re-scored exactly
-in fp32 (vqrec_fast/ops/score_topk_gpu.py), so the scores equal the CPU's.
+the code-bag items in chunks of at most 16M scores. Without the native extension the
+pure-PyTorch reference is used. CUDA tensors go to the selected GPU backend's ADC scan for
+candidates, re-scored exactly in fp32 (vqrec_fast/ops/score_topk_gpu.py), so the scores equal
+the CPU's.
 """
 from __future__ import annotations
 
@@ -232,11 +233,12 @@ def score_topk(
         metric: "ip" or "cosine" (queries normalised, items scaled by 1 / norm).
         mode: "auto" | "exact" (float LUT scan) | "quantized" (uint8 LUT scan + exact re-rank)
             | "dense" (GEMM against the code-bag items, chunked; the small-N choice of "auto").
-            "quantized" runs whichever of its two scans is faster for the SIMD level and B:
-            the block scan (AVX-512 VBMI byte permutes look 64 items up in one query's table)
-            or the query-major scan (one vector load reads an item's entry for 16-64 queries);
-            "quantized_blocks" / "quantized_queries" force one (benchmarks, tests). Every
-            mode returns the same exact scores.
+            On the CPU "quantized" runs whichever of its two scans is faster for the SIMD
+            level, B and N (``quantized_scan(B, N)`` says which): the block scan (AVX-512 VBMI
+            byte permutes look 64 items up in one query's table) or the query-major scan (one
+            vector load reads an item's entry for 16-64 queries); "quantized_blocks" /
+            "quantized_queries" force one (benchmarks, tests; CUDA tensors take the GPU scan
+            either way). Every mode returns the same exact scores.
     Returns:
         (scores float32 [B, min(k, N)], ids int64 [B, min(k, N)]), best first; ties may be
         ordered differently from torch.topk. Rows with fewer admissible items end in
