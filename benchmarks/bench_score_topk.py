@@ -43,6 +43,18 @@ def test_large_ours(benchmark, large):
 
 
 @pytest.mark.benchmark(group="score_topk cosine B=256 N=200k k=50")
+@pytest.mark.parametrize("level", ["avx2", "scalar"])
+def test_large_ours_lower_simd_level(benchmark, large, level):
+    # what a machine without AVX-512 VBMI runs (the query-major uint8 scan)
+    if level not in vf.available_simd_levels():
+        pytest.skip(f"{level} is not available here")
+    index, q, items = large
+    with vf.simd_level_context(level):
+        s, _ = benchmark(index.search, q, TOPK)
+    torch.testing.assert_close(s, _torch_topk(q, items).values, rtol=0, atol=1e-5)
+
+
+@pytest.mark.benchmark(group="score_topk cosine B=256 N=200k k=50")
 def test_large_torch_precomputed(benchmark, large):
     _, q, items = large
     benchmark(_torch_topk, q, items)
