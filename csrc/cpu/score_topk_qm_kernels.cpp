@@ -78,27 +78,26 @@ inline uint64_t pass_mask(vu16 lo, vu16 th_lo, vu16 hi, vu16 th_hi) {
 // i of `hi`: queries 0 .. G/2 - 1 go to the even bytes and G/2 .. G - 1 to the odd ones.
 inline int lane_byte(int j) { return j < G / 2 ? 2 * j : 2 * (j - G / 2) + 1; }
 
-// Tables of queries q0 .. q0 + nq - 1 (nq <= G) as [d][code][G] uint8 (absent queries: 0).
-// qlut holds each query's [D, 256] table in quantize_luts' layout for this level; on AVX-512
-// VBMI bytes 128-255 hold differences (entry c + 128 minus entry c, mod 256), undone here.
-void build_group_tables(const uint8_t* qlut, int64_t D, int64_t q0, int nq, uint8_t* T) {
-  alignas(64) uint8_t tile[G][256];  // the group's tables of one sub-space, query-major
-  for (int64_t d = 0; d < D; ++d) {
-    for (int j = 0; j < G; ++j) {
-      if (j >= nq) {
-        std::memset(tile[j], 0, 256);
-        continue;
-      }
-      const uint8_t* u = qlut + ((q0 + j) * D + d) * 256;
-      std::memcpy(tile[j], u, 256);
-#if VQ_SCORE_VBMI
-      for (int c = 128; c < 256; ++c) tile[j][c] = static_cast<uint8_t>(tile[j][c] + tile[j][c - 128]);
-#endif
+// Sub-space d of the tables of queries q0 .. q0 + nq - 1 (nq <= G): 256 rows of G bytes at
+// T + d * 256 * G, layout [code][G] (absent queries: 0). qlut holds each query's [D, 256] table
+// in quantize_luts' layout for this level; on AVX-512 VBMI bytes 128-255 hold differences
+// (entry c + 128 minus entry c, mod 256), undone here.
+void build_group_rows(const uint8_t* qlut, int64_t D, int64_t q0, int nq, int64_t d, uint8_t* T) {
+  alignas(64) uint8_t tile[G][256];  // the group's tables of sub-space d, query-major
+  for (int j = 0; j < G; ++j) {
+    if (j >= nq) {
+      std::memset(tile[j], 0, 256);
+      continue;
     }
-    uint8_t* rows = T + d * 256 * G;
-    for (int c = 0; c < 256; ++c)
-      for (int j = 0; j < G; ++j) rows[c * G + lane_byte(j)] = tile[j][c];
+    const uint8_t* u = qlut + ((q0 + j) * D + d) * 256;
+    std::memcpy(tile[j], u, 256);
+#if VQ_SCORE_VBMI
+    for (int c = 128; c < 256; ++c) tile[j][c] = static_cast<uint8_t>(tile[j][c] + tile[j][c - 128]);
+#endif
   }
+  uint8_t* rows = T + d * 256 * G;
+  for (int c = 0; c < 256; ++c)
+    for (int j = 0; j < G; ++j) rows[c * G + lane_byte(j)] = tile[j][c];
 }
 
 // Sums of one item's table entries for the G queries of a group: lane i of lo (hi) = query i
@@ -209,18 +208,15 @@ __attribute__((noinline)) void take_hits(const ScanArgs& a, int64_t n, int64_t q
 void scan_topk_quantized_qm(const ScanArgs& a) {
   const int64_t D = a.D, N = a.N, B = a.B;
   const int64_t groups = (B + G - 1) / G;
+  // One group's tables at a time (512 KiB at D = 32 on AVX-512), rebuilt for each group, so the
+  // memory does not grow with B or with D * groups.
   const int64_t table_bytes = D * 256 * G;
-  const Scratch tables(static_cast<size_t>(groups * table_bytes));
+  const Scratch tables(static_cast<size_t>(table_bytes));
   // First touch from one thread: faulted by two threads at once, the 2 MiB region came back in
   // 4 KiB pages and the scan's random row loads ran ~12% slower (99 vs 87 ms at B = 256,
-  // N = 1e6); zeroing it here costs ~0.2 ms.
-  std::memset(tables.data(), 0, static_cast<size_t>(groups * table_bytes));
-  uint8_t* const T_all = reinterpret_cast<uint8_t*>(tables.data());
-#pragma omp parallel for schedule(static) num_threads(a.nthreads)
-  for (int64_t g = 0; g < groups; ++g) {
-    const int nq = static_cast<int>(B - g * G < G ? B - g * G : G);
-    build_group_tables(a.qlut, D, g * G, nq, T_all + g * table_bytes);
-  }
+  // N = 1e6); zeroing it here costs ~0.1 ms.
+  std::memset(tables.data(), 0, static_cast<size_t>(table_bytes));
+  uint8_t* const T = reinterpret_cast<uint8_t*>(tables.data());
   const uint8_t* codes = static_cast<const uint8_t*>(a.codes);
 
 #pragma omp parallel num_threads(a.nthreads)
@@ -229,7 +225,9 @@ void scan_topk_quantized_qm(const ScanArgs& a) {
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t q0 = g * G;
       const int nq = static_cast<int>(B - q0 < G ? B - q0 : G);
-      const uint8_t* T = T_all + g * table_bytes;
+      // (the barrier ending the previous group's scan keeps its tables until all are done)
+#pragma omp for schedule(static)
+      for (int64_t d = 0; d < D; ++d) build_group_rows(a.qlut, D, q0, nq, d, T);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t c0 = 0; c0 < N; c0 += kChunk) {
         const int64_t c1 = N - c0 < kChunk ? N : c0 + kChunk;
