@@ -133,6 +133,21 @@ def test_quantized_scan_choice(simd_level):
         assert quantized_scan(B, N) == ("blocks" if simd_level == "avx512" and small else "queries"), (B, N)
 
 
+def test_auto_at_the_crossover(simd_level):
+    # B = 40 queries over 100k items: the smallest shape where mode="auto" runs the query-major
+    # scan at every level; its scores equal the float scan's bit for bit
+    from vqrec_fast.ops.score_topk import quantized_scan
+
+    q, W, codes = make(40, 100_000, 32, 256, 8, seed=26)
+    assert quantized_scan(40, 100_000) == "queries"
+    exclude = [torch.arange(b, 100_000, 7) for b in range(40)]
+    got = vf.score_topk(q, W, codes, 25, exclude=exclude, metric="cosine")
+    ref = vf.score_topk(q, W, codes, 25, exclude=exclude, metric="cosine", mode="exact")
+    assert torch.equal(got[0], ref[0])
+    for b in range(40):
+        assert not bool(torch.isin(got[1][b], exclude[b]).any())
+
+
 def test_large_k_uses_exact_for_wide_codebooks(simd_level):
     q, W, codes = make(4, 500, 4, 300, 8, seed=3, dtype=torch.int32)  # K > 256: exact scan only
     check_topk(vf.score_topk(q, W, codes, 5), q, W, codes, 5)
