@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import vqrec_fast as vf
 from vqrec_fast.reference import score_all_ref, score_topk_ref
@@ -146,6 +147,29 @@ def test_auto_at_the_crossover(simd_level):
     assert torch.equal(got[0], ref[0])
     for b in range(40):
         assert not bool(torch.isin(got[1][b], exclude[b]).any())
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    B=st.integers(1, 140), N=st.integers(1, 12_000), D=st.integers(1, 40), K=st.integers(1, 256),
+    k=st.integers(1, 60), zero_scales=st.booleans(), seed=st.integers(0, 2**31 - 1),
+)
+def test_quantized_scans_equal_the_float_scan(simd_level, B, N, D, K, k, zero_scales, seed):
+    # Drawn shapes (partial query groups, ragged tiles and blocks, odd D, small K, k > N), scales
+    # spanning two orders of magnitude (some zero), exclusions: both uint8 scans give the float
+    # scan's scores bit for bit, and never an excluded id.
+    g = torch.Generator().manual_seed(seed)
+    q, W, codes = make(B, N, D, K, 6, seed=seed % 1000)
+    scale = torch.rand(N, generator=g) * 100 + 0.5
+    if zero_scales:
+        scale[torch.rand(N, generator=g) < 0.2] = 0.0
+    exclude = [torch.randint(0, N, (int(torch.randint(0, 5, (1,), generator=g)),), generator=g) for _ in range(B)]
+    ref = vf.score_topk(q, W, codes, k, item_scale=scale, exclude=exclude, mode="exact")
+    for mode in QUANTIZED:
+        s, i = vf.score_topk(q, W, codes, k, item_scale=scale, exclude=exclude, mode=mode)
+        assert torch.equal(s, ref[0]), mode
+        for b in range(B):
+            assert not bool(torch.isin(i[b], exclude[b]).any()), mode
 
 
 def test_large_k_uses_exact_for_wide_codebooks(simd_level):
