@@ -233,7 +233,6 @@ void scan_topk_quantized(const ScanArgs& a) {
       }
       for (int64_t q = 0; q < B; ++q) {
         Candidates cand(a, t, q);
-        const float slack2 = 2.0f * a.qslack[q];
         QueryBound qb{a.qlut + q * D * 256, a.qstep[q], a.qoffset[q], bound_of(cand.th, D)};
         uint64_t hits[kGroup];
         alignas(64) uint16_t U[kGroup][kBlock];
@@ -247,9 +246,7 @@ void scan_topk_quantized(const ScanArgs& a) {
               // The mask used the threshold from the start of the group; it rises fast while
               // the heaps fill, so test again.
               if (!(upper * s >= qb.bound)) continue;
-              const float low = (upper - slack2) * s;
-              const float lbs = (low - (std::fabs(low) * 1e-5f + 1e-30f)) / static_cast<float>(D);
-              cand.add((sb + g + h) * kBlock + block_item(j), upper * s, lbs);
+              cand.add((sb + g + h) * kBlock + block_item(j), upper, s);
               qb.bound = bound_of(cand.th, D);
             }
           }

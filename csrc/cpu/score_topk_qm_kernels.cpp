@@ -193,8 +193,7 @@ __attribute__((noinline)) void take_hits(const ScanArgs& a, int64_t n, int64_t q
     const int64_t q = q0 + j;
     const float upper = a.qstep[q] * U[j] + a.qoffset[q];
     if (!(upper * s >= th.bound[j])) continue;
-    const float low = (upper - 2.0f * a.qslack[q]) * s;
-    cand[j].add(n, upper * s, (low - (std::fabs(low) * 1e-5f + 1e-30f)) / static_cast<float>(a.D));
+    cand[j].add(n, upper, s);
     const float b = bound_of(cand[j].th, a.D);
     if (b != th.bound[j]) {
       th.bound[j] = b;

@@ -162,9 +162,14 @@ struct Candidates {
     }
   }
 
-  // Item n passed the bound test with upper bound ubs (sum * scale units) and lower bound
-  // lbs (score units, already lowered by the rounding margin).
-  void add(int64_t n, float ubs, float lbs) {
+  // Item n passed the bound test: its quantized sum gives the upper bound `upper` (step * U +
+  // offset, sum units) and its scale is s. It is queued with upper * s, and its lower bound
+  // (upper - 2 * slack) * s, in score units and lowered by a margin that covers the float
+  // rounding, is offered to the heap of lower bounds.
+  void add(int64_t n, float upper, float s) {
+    const float ubs = upper * s;
+    const float low = (upper - 2.0f * a.qslack[q]) * s;
+    const float lbs = (low - (std::fabs(low) * 1e-5f + 1e-30f)) / static_cast<float>(a.D);
     if (*len == a.queue_cap) make_room();
     ids[*len] = n;
     ub[(*len)++] = ubs;
