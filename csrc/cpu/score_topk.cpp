@@ -83,6 +83,7 @@ void score_topk(const float* lut, int64_t B, int64_t D, int64_t K, const void* c
     out_ids[i] = -1;
   }
   if (kk == 0) return;
+  if (mode == ScanMode::quantized) mode = pick_quantized_scan(B, N);
 
   const size_t slots = static_cast<size_t>(nthreads) * static_cast<size_t>(B);
   std::vector<float> hs(slots * kk);
@@ -104,7 +105,8 @@ void score_topk(const float* lut, int64_t B, int64_t D, int64_t K, const void* c
     qstep.resize(static_cast<size_t>(B));
     qoffset.resize(static_cast<size_t>(B));
     qslack.resize(static_cast<size_t>(B));
-    VQ_DISPATCH(quantize_luts, lut, B, D, K, qlut.get(), qstep.data(), qoffset.data(), qslack.data(), nthreads);
+    VQ_DISPATCH(quantize_luts, lut, B, D, K, mode == ScanMode::quantized_blocks, qlut.get(), qstep.data(),
+                qoffset.data(), qslack.data(), nthreads);
     lb_heap.resize(slots * kk);
     lb_count.assign(slots, 0);
     published.assign(slots, -std::numeric_limits<float>::infinity());
@@ -125,7 +127,6 @@ void score_topk(const float* lut, int64_t B, int64_t D, int64_t K, const void* c
     a.queue_len = queue_len.data();
     a.queue_cap = kQueueCap;
   }
-  if (mode == ScanMode::quantized) mode = pick_quantized_scan(B, N);
   if (mode == ScanMode::exact)
     VQ_DISPATCH(scan_topk_exact, a);
   else if (mode == ScanMode::quantized_blocks)

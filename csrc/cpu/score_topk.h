@@ -95,12 +95,12 @@ VQ_DECLARE_ISA_FN(void, all_finite, (const float* x, int64_t n, int nthreads, bo
 // lut [B, D, K] -> qlut [B, D, 256], qstep [B], qoffset [B], qslack [B] (see ScanArgs):
 // u = round((lut - bias_d) / step), bias_d = min_k lut[d, k], step = max_d span_d / kQuantMax,
 // slack >= the largest possible sum of rounding errors, qoffset = sum_d bias_d + slack.
-// Layout of a sub-space's 256 bytes: u[c] (entries >= K zero) on the scalar and AVX2 levels;
-// on AVX-512 VBMI bytes 0-127 hold u[c] and bytes 128-255 hold u[c + 128] - u[c] mod 256 (the
-// form its look-up adds, see lookup()).
+// Layout of a sub-space's 256 bytes: u[c] (entries >= K zero), except with block_layout on
+// AVX-512 VBMI, where bytes 128-255 hold u[c + 128] - u[c] mod 256 (the form the block scan's
+// look-up adds, see lookup()); the query-major scan reads plain u[c].
 VQ_DECLARE_ISA_FN(void, quantize_luts,
-                  (const float* lut, int64_t B, int64_t D, int64_t K, uint8_t* qlut, float* qstep, float* qoffset,
-                   float* qslack, int nthreads))
+                  (const float* lut, int64_t B, int64_t D, int64_t K, bool block_layout, uint8_t* qlut,
+                   float* qstep, float* qoffset, float* qslack, int nthreads))
 VQ_DECLARE_ISA_FN(void, scan_topk_exact, (const ScanArgs& a))
 VQ_DECLARE_ISA_FN(void, scan_topk_quantized, (const ScanArgs& a))
 // The same answer from the query-major scan (score_topk_qm_kernels.cpp): needs qlut, qstep,

@@ -310,8 +310,8 @@ inline void range_of(const float* x, int64_t n, float* lo_out, float* hi_out) {
 }
 }  // namespace
 
-void quantize_luts(const float* lut, int64_t B, int64_t D, int64_t K, uint8_t* qlut, float* qstep, float* qoffset,
-                   float* qslack, int nthreads) {
+void quantize_luts(const float* lut, int64_t B, int64_t D, int64_t K, bool block_layout, uint8_t* qlut, float* qstep,
+                   float* qoffset, float* qslack, int nthreads) {
 #pragma omp parallel for schedule(static) num_threads(nthreads)
   for (int64_t q = 0; q < B; ++q) {
     const float* l = lut + q * D * K;
@@ -339,7 +339,8 @@ void quantize_luts(const float* lut, int64_t B, int64_t D, int64_t K, uint8_t* q
       }
       for (int64_t c = K; c < 256; ++c) o[c] = 0;
 #if VQ_SCORE_VBMI
-      for (int64_t c = 0; c < 128; ++c) o[c + 128] = static_cast<uint8_t>(o[c + 128] - o[c]);  // mod 256
+      if (block_layout)
+        for (int64_t c = 0; c < 128; ++c) o[c + 128] = static_cast<uint8_t>(o[c + 128] - o[c]);  // mod 256
 #endif
     }
     // Each entry is within step / 2 of its float value (plus rounding of the arithmetic above);

@@ -79,21 +79,15 @@ inline uint64_t pass_mask(vu16 lo, vu16 th_lo, vu16 hi, vu16 th_hi) {
 inline int lane_byte(int j) { return j < G / 2 ? 2 * j : 2 * (j - G / 2) + 1; }
 
 // Sub-space d of the tables of queries q0 .. q0 + nq - 1 (nq <= G): 256 rows of G bytes at
-// T + d * 256 * G, layout [code][G] (absent queries: 0). qlut holds each query's [D, 256] table
-// in quantize_luts' layout for this level; on AVX-512 VBMI bytes 128-255 hold differences
-// (entry c + 128 minus entry c, mod 256), undone here.
+// T + d * 256 * G, layout [code][G] (absent queries: 0), from each query's [D, 256] table in
+// qlut (quantize_luts' plain layout).
 void build_group_rows(const uint8_t* qlut, int64_t D, int64_t q0, int nq, int64_t d, uint8_t* T) {
   alignas(64) uint8_t tile[G][256];  // the group's tables of sub-space d, query-major
   for (int j = 0; j < G; ++j) {
-    if (j >= nq) {
+    if (j < nq)
+      std::memcpy(tile[j], qlut + ((q0 + j) * D + d) * 256, 256);
+    else
       std::memset(tile[j], 0, 256);
-      continue;
-    }
-    const uint8_t* u = qlut + ((q0 + j) * D + d) * 256;
-    std::memcpy(tile[j], u, 256);
-#if VQ_SCORE_VBMI
-    for (int c = 128; c < 256; ++c) tile[j][c] = static_cast<uint8_t>(tile[j][c] + tile[j][c - 128]);
-#endif
   }
   uint8_t* rows = T + d * 256 * G;
   for (int c = 0; c < 256; ++c)
