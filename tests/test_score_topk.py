@@ -90,6 +90,25 @@ def test_scale_extremes_per_block(simd_level, sign):
             assert bool((got[1][:, 0] == 200).all())
 
 
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+@pytest.mark.parametrize("spread", [0.5, 1.5e-3, 0.5e-3, 0.0])
+def test_scale_decides_the_ranking(simd_level, sign, spread):
+    # The quantized scans pre-test items with integer thresholds derived from the scales of a
+    # whole tile or block, which must hold for its largest scale when scores are positive and
+    # for its smallest when they are negative. Table entries near a common value of +-5 with a
+    # tiny spread make the item scale decide the ranking, with a bound band far narrower than
+    # the spread of scales (0.05% to 50%), so a threshold taken from the wrong end of a tile's
+    # scales holds back top items: that mistake fails this test (checked by planting it).
+    q, W, codes = make(33, 4096 * 2 + 300, 32, 256, 8, seed=25)
+    W = sign * (5.0 + 1e-3 * W)
+    q = q.abs() + 0.5
+    scale = 1.0 + spread * torch.rand(codes.shape[0], generator=torch.Generator().manual_seed(26))
+    ref = vf.score_topk(q, W, codes, 50, item_scale=scale, mode="exact")
+    check_topk(ref, q, W, codes, 50, item_scale=scale)
+    for mode in QUANTIZED:
+        assert torch.equal(vf.score_topk(q, W, codes, 50, item_scale=scale, mode=mode)[0], ref[0]), mode
+
+
 @pytest.mark.parametrize("metric", ["ip", "cosine"])
 def test_large_common_offset(simd_level, metric):
     # Every table entry near a large common value with a tiny spread: the quantized scan's
