@@ -237,10 +237,10 @@ def test_ties(simd_level, mode):
 
 
 @pytest.mark.parametrize("mode", ["exact", *QUANTIZED])
-def test_ties_beyond_the_rerank_queue(simd_level, mode):
-    # 3 distinct items repeated 3,000 times: more tied candidates per query than the quantized
-    # scan's re-rank queue holds (1,024 per thread), so it must prune and re-score mid-scan; the
-    # best item's ids are excluded for query 0, so its lower bounds must skip them too
+def test_many_tied_candidates(simd_level, mode):
+    # 3 distinct items repeated 3,000 times: thousands of exactly tied items per query reach the
+    # quantized scans' bound test and their exact scoring; the best item's ids are excluded for
+    # query 0, so its threshold must not count them
     q, W, codes = make(4, 3, 8, 32, 10, seed=16)
     codes = codes.repeat(3000, 1)
     best = int(score_all_ref(q[:1], W, codes[:3]).argmax())

@@ -91,10 +91,7 @@ void score_topk(const float* lut, int64_t B, int64_t D, int64_t K, const void* c
   std::vector<int64_t> cnt(slots, 0);
   std::vector<float> scratch;
   std::unique_ptr<uint8_t[]> qlut;  // every byte written by quantize_luts: no zero-fill
-  std::vector<float> qstep, qoffset, qslack, lb_heap, published;
-  std::vector<int64_t> lb_count, queue_len;
-  std::unique_ptr<int64_t[]> queue_ids_buf;
-  std::unique_ptr<float[]> queue_ub_buf;
+  std::vector<float> qstep, qoffset, published;
   ScanArgs a{lut, nullptr, nullptr, nullptr, B, D, K, N, codes, ct, item_scale, excl_off, excl_ids, kk,
              hs.data(), hi.data(), cnt.data(), nullptr, nthreads};
   if (mode == ScanMode::exact) {
@@ -104,28 +101,13 @@ void score_topk(const float* lut, int64_t B, int64_t D, int64_t K, const void* c
     qlut.reset(new uint8_t[static_cast<size_t>(B * D * 256)]);
     qstep.resize(static_cast<size_t>(B));
     qoffset.resize(static_cast<size_t>(B));
-    qslack.resize(static_cast<size_t>(B));
     VQ_DISPATCH(quantize_luts, lut, B, D, K, mode == ScanMode::quantized_blocks, qlut.get(), qstep.data(),
-                qoffset.data(), qslack.data(), nthreads);
-    lb_heap.resize(slots * kk);
-    lb_count.assign(slots, 0);
+                qoffset.data(), nthreads);
     published.assign(slots, -std::numeric_limits<float>::infinity());
-    // The queues are written before they are read: no zero-fill (4-6 MB at B=256), so only
-    // the pages a query's queue actually reaches are ever touched.
-    queue_ids_buf.reset(new int64_t[slots * kQueueCap]);
-    queue_ub_buf.reset(new float[slots * kQueueCap]);
-    queue_len.assign(slots, 0);
     a.qlut = qlut.get();
     a.qstep = qstep.data();
     a.qoffset = qoffset.data();
-    a.qslack = qslack.data();
-    a.lb_heap = lb_heap.data();
-    a.lb_count = lb_count.data();
     a.published = published.data();
-    a.queue_ids = queue_ids_buf.get();
-    a.queue_ub = queue_ub_buf.get();
-    a.queue_len = queue_len.data();
-    a.queue_cap = kQueueCap;
   }
   if (mode == ScanMode::exact)
     VQ_DISPATCH(scan_topk_exact, a);

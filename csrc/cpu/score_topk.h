@@ -20,12 +20,11 @@
 //                       permutes; other levels: plain loops);
 //              queries  the tables of 16-64 queries laid out [d][code][query], so one vector
 //                       load reads an item's entry for all of them (score_topk_qm_kernels.cpp).
-//              Every sum gives an upper and a lower bound of the exact score (step * U +
-//              sum_d bias_d +/- slack, slack bounding the quantization error). The k-th best
-//              lower bound (shared between threads) is the threshold; items whose upper bound
-//              reaches it are queued, and each query's queue is re-scored exactly with the float
-//              LUT at the end (and pruned, or re-scored early, if it fills). The result equals
-//              the exact scan's. Needs K <= 256, uint8 codes, D <= 516.
+//              Every sum gives an upper bound of the exact score (step * U + sum_d bias_d +
+//              slack, slack bounding the quantization error). Items whose upper bound reaches the
+//              query's k-th best exact score so far (shared between threads) are scored exactly
+//              with the float LUT, eight at a time, into the heaps. The result equals the exact
+//              scan's. Needs K <= 256, uint8 codes, D <= 516.
 // Exclusions: CSR (excl_off [B + 1], excl_ids sorted ascending within each row); an excluded
 // item is never returned. Missing results (fewer than k admissible items) are id -1, score -inf.
 #pragma once
@@ -70,29 +69,18 @@ struct ScanArgs {
   int64_t* heap_count;
   float* scratch;  // exact mode: [D * K * kQueryChunk] transposed LUT chunk
   int nthreads;
-  // ---- quantized mode only (see Candidates in score_topk_kernels.cpp) ----
-  const float* qslack = nullptr;  // [B] the slack inside qoffset
-  float* lb_heap = nullptr;       // [nthreads, B, k] k best lower bounds per thread and query
-  int64_t* lb_count = nullptr;    // [nthreads, B], zero on entry
-  float* published = nullptr;     // [nthreads, B] each thread's k-th best lower bound, -inf on entry
-  int64_t* queue_ids = nullptr;   // [nthreads, B, queue_cap] items queued for the exact re-rank
-  float* queue_ub = nullptr;      // [nthreads, B, queue_cap] their upper bounds
-  int64_t* queue_len = nullptr;   // [nthreads, B], zero on entry
-  int64_t queue_cap = 0;          // >= 16
+  // ---- quantized mode only ----
+  float* published = nullptr;  // [nthreads, B] each thread's k-th best exact score, -inf on entry
 };
 constexpr int64_t kQueryChunk = 16;  // queries per pass of the exact scan (one zmm of floats)
 constexpr int kQuantMax = 127;       // quantized entries lie in [0, 127]: two add up in one byte
-// Re-rank queue per thread and query (quantized scan): 12 bytes an entry, so 1024 entries cost
-// 12 KiB per query per thread; a full queue is pruned, and re-scored only if pruning fails.
-constexpr int64_t kQueueCap = 1024;
-
 // The quantized scan that ScanMode::quantized runs for B queries over N items at the active
 // ISA level: quantized_blocks or quantized_queries.
 ScanMode pick_quantized_scan(int64_t B, int64_t N);
 
 // *ok = every x[i] is finite.
 VQ_DECLARE_ISA_FN(void, all_finite, (const float* x, int64_t n, int nthreads, bool* ok))
-// lut [B, D, K] -> qlut [B, D, 256], qstep [B], qoffset [B], qslack [B] (see ScanArgs):
+// lut [B, D, K] -> qlut [B, D, 256], qstep [B], qoffset [B] (see ScanArgs):
 // u = round((lut - bias_d) / step), bias_d = min_k lut[d, k], step = max_d span_d / kQuantMax,
 // slack >= the largest possible sum of rounding errors, qoffset = sum_d bias_d + slack.
 // Layout of a sub-space's 256 bytes: u[c] (entries >= K zero), except with block_layout on
@@ -100,11 +88,11 @@ VQ_DECLARE_ISA_FN(void, all_finite, (const float* x, int64_t n, int nthreads, bo
 // look-up adds, see lookup()); the query-major scan reads plain u[c].
 VQ_DECLARE_ISA_FN(void, quantize_luts,
                   (const float* lut, int64_t B, int64_t D, int64_t K, bool block_layout, uint8_t* qlut,
-                   float* qstep, float* qoffset, float* qslack, int nthreads))
+                   float* qstep, float* qoffset, int nthreads))
 VQ_DECLARE_ISA_FN(void, scan_topk_exact, (const ScanArgs& a))
 VQ_DECLARE_ISA_FN(void, scan_topk_quantized, (const ScanArgs& a))
 // The same answer from the query-major scan (score_topk_qm_kernels.cpp): needs qlut, qstep,
-// qoffset, qslack and the quantized-mode bookkeeping, as scan_topk_quantized does.
+// qoffset and published, as scan_topk_quantized does.
 VQ_DECLARE_ISA_FN(void, scan_topk_quantized_qm, (const ScanArgs& a))
 // Writes every score into out [B, N] (ScanArgs heaps unused).
 VQ_DECLARE_ISA_FN(void, scan_dense, (const ScanArgs& a, float* out))

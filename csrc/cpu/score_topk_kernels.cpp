@@ -1,7 +1,7 @@
 // ADC scans (exact float and quantized), compiled once per ISA level (VQ_ISA = scalar | avx2 |
 // avx512). Shapes are documented in score_topk.h. Only block_sums has hand-written intrinsics
 // (AVX-512 VBMI byte permutes); everything else is plain loops the compiler vectorises with the
-// level's flags. The heaps, exclusions and candidate bookkeeping live in score_topk_scan.h.
+// level's flags. The heaps, exclusions and exact scoring of candidates live in score_topk_scan.h.
 #include "cpu/score_topk_scan.h"
 
 namespace vqrec {
@@ -200,7 +200,7 @@ void scan_topk_exact(const ScanArgs& a) {
   }
 }
 
-// ---------------------------------------------------------------- quantized scan + exact re-rank
+// ---------------------------------------------------------------- quantized block scan
 void scan_topk_quantized(const ScanArgs& a) {
   const int64_t D = a.D, N = a.N, B = a.B;
   const int64_t nblocks = (N + kBlock - 1) / kBlock;
@@ -232,8 +232,20 @@ void scan_topk_quantized(const ScanArgs& a) {
         }
       }
       for (int64_t q = 0; q < B; ++q) {
-        Candidates cand(a, t, q);
-        QueryBound qb{a.qlut + q * D * 256, a.qstep[q], a.qoffset[q], bound_of(cand.th, D)};
+        float best = published_best(a, q);
+        QueryBound qb{a.qlut + q * D * 256, a.qstep[q], a.qoffset[q], bound_of(best, D)};
+        ExactBatch batch;
+        // Scores the batch; a rising k-th best score raises the bound and is published.
+        auto score = [&]() {
+          batch.score(a, t);
+          for (int i = 0; i < batch.m; ++i)
+            if (batch.thr[i] > best) {
+              best = batch.thr[i];
+              publish(a, t, q, best);
+              qb.bound = bound_of(best, D);
+            }
+          batch.m = 0;
+        };
         uint64_t hits[kGroup];
         alignas(64) uint16_t U[kGroup][kBlock];
         for (int64_t g = 0; g < nb_padded; g += kGroup) {
@@ -243,25 +255,20 @@ void scan_topk_quantized(const ScanArgs& a) {
               const int64_t j = __builtin_ctzll(bits);
               const float s = sc[(g + h) * kBlock + j];
               const float upper = qb.step * U[h][j] + qb.off;
-              // The mask used the threshold from the start of the group; it rises fast while
-              // the heaps fill, so test again.
+              // The mask used the bound from the start of the group; it rises fast while the
+              // heaps fill, so test again.
               if (!(upper * s >= qb.bound)) continue;
-              cand.add((sb + g + h) * kBlock + block_item(j), upper, s);
-              qb.bound = bound_of(cand.th, D);
+              if (batch.add(q, (sb + g + h) * kBlock + block_item(j))) score();
             }
           }
-          cand.refresh();
-          qb.bound = bound_of(cand.th, D);
+          if (batch.m > 0) score();
+          const float other = published_best(a, q);
+          if (other > best) {
+            best = other;
+            qb.bound = bound_of(best, D);
+          }
         }
       }
-    }
-    // Every thread's lower bounds are final once all have scanned: re-score each queue with
-    // the final threshold.
-#pragma omp barrier
-    for (int64_t q = 0; q < B; ++q) {
-      Candidates cand(a, t, q);
-      cand.prune();
-      cand.flush_exact();
     }
   }
 }
@@ -311,7 +318,7 @@ inline void range_of(const float* x, int64_t n, float* lo_out, float* hi_out) {
 }  // namespace
 
 void quantize_luts(const float* lut, int64_t B, int64_t D, int64_t K, bool block_layout, uint8_t* qlut, float* qstep,
-                   float* qoffset, float* qslack, int nthreads) {
+                   float* qoffset, int nthreads) {
 #pragma omp parallel for schedule(static) num_threads(nthreads)
   for (int64_t q = 0; q < B; ++q) {
     const float* l = lut + q * D * K;
@@ -348,7 +355,6 @@ void quantize_luts(const float* lut, int64_t B, int64_t D, int64_t K, bool block
     const float slack = static_cast<float>(D) * step * 0.5f +
                         1e-4f * (static_cast<float>(D * kQuantMax) * step + magnitude);
     qstep[q] = step;
-    qslack[q] = slack;
     qoffset[q] = static_cast<float>(bias_sum + static_cast<double>(slack));
   }
 }

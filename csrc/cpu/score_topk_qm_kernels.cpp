@@ -8,13 +8,10 @@
 // per G queries, whatever the level, with no code transposition. The tables of one group
 // (D * 256 * G bytes, 512 KiB at D = 32 on AVX-512) stay in L2 while the items stream past.
 //
-// Bounds, thresholds, queues and the final exact re-rank are the block scan's (Candidates in
-// score_topk_scan.h), so both scans return the same answer. What differs is the test that
-// decides which items reach the float bound test: one unsigned 16-bit compare per query lane
-// against a per-tile integer threshold (see Thresholds), so the float test runs only on the
-// rare lanes that may pass.
-#include <new>
-
+// Bounds, shared thresholds and exact scoring are the block scan's (score_topk_scan.h), so both
+// scans return the same answer. What differs is the test that decides which items reach the
+// float bound test: one unsigned 16-bit compare per query lane against an integer threshold
+// (see Thresholds), so the float test runs only on the rare lanes that may pass.
 #include "cpu/score_topk_scan.h"
 
 #if defined(__AVX512BW__) || defined(__AVX2__) || defined(__SSE2__)
@@ -169,30 +166,38 @@ struct Thresholds {
   }
 };
 
-// Placement storage for one Candidates per query of a group (it holds a reference, so it
-// cannot sit in a plain array).
-struct GroupCandidates {
-  alignas(Candidates) unsigned char raw[G * sizeof(Candidates)];
-  Candidates& operator[](int j) { return *reinterpret_cast<Candidates*>(raw + j * sizeof(Candidates)); }
-};
+// Exact scores of the batch's pairs (all of this group); where this thread's k-th best score
+// of a query rises above best[j] (the largest known here, this thread's or another's), the
+// query's bounds (float and integer) rise and the other threads are told.
+__attribute__((noinline)) void score_batch(const ScanArgs& a, int t, int64_t q0, ExactBatch& batch, float* best,
+                                           Thresholds& th, float inv_smin, float inv_smax) {
+  batch.score(a, t);
+  for (int i = 0; i < batch.m; ++i) {
+    const int j = static_cast<int>(batch.q[i] - q0);
+    if (batch.thr[i] > best[j]) {
+      best[j] = batch.thr[i];
+      publish(a, t, batch.q[i], best[j]);
+      th.bound[j] = bound_of(best[j], a.D);
+      th.update(j, inv_smin, inv_smax);
+    }
+  }
+  batch.m = 0;
+}
 
 // Item n passed the pre-test for the queries whose bits are set in `pass` (U[j]: query q0 + j's
-// sum): the float bound test per such query, and queueing where it passes. Out of line: inlined,
-// it made the compiler keep both sum vectors in memory, two 64-byte stores for every item.
-__attribute__((noinline)) void take_hits(const ScanArgs& a, int64_t n, int64_t q0, uint64_t pass, const uint16_t* U,
-                                         GroupCandidates& cand, Thresholds& th, float inv_smin, float inv_smax) {
+// sum): the float bound test per such query, and exact scoring where it passes. Out of line:
+// inlined, it made the compiler keep both sum vectors in memory, two 64-byte stores for every
+// item.
+__attribute__((noinline)) void take_hits(const ScanArgs& a, int t, int64_t n, int64_t q0, uint64_t pass,
+                                         const uint16_t* U, ExactBatch& batch, float* best, Thresholds& th,
+                                         float inv_smin, float inv_smax) {
   const float s = item_scale(a, n);
   for (; pass != 0; pass &= pass - 1) {
     const int j = __builtin_ctzll(pass);
     const int64_t q = q0 + j;
     const float upper = a.qstep[q] * U[j] + a.qoffset[q];
     if (!(upper * s >= th.bound[j])) continue;
-    cand[j].add(n, upper, s);
-    const float b = bound_of(cand[j].th, a.D);
-    if (b != th.bound[j]) {
-      th.bound[j] = b;
-      th.update(j, inv_smin, inv_smax);
-    }
+    if (batch.add(q, n)) score_batch(a, t, q0, batch, best, th, inv_smin, inv_smax);
   }
 }
 
@@ -224,8 +229,9 @@ void scan_topk_quantized_qm(const ScanArgs& a) {
 #pragma omp for schedule(dynamic, 1)
       for (int64_t c0 = 0; c0 < N; c0 += kChunk) {
         const int64_t c1 = N - c0 < kChunk ? N : c0 + kChunk;
-        GroupCandidates cand;
-        for (int j = 0; j < nq; ++j) new (&cand[j]) Candidates(a, t, q0 + j);
+        ExactBatch batch;
+        alignas(64) float best[G];
+        for (int j = 0; j < G; ++j) best[j] = -kInf;
         Thresholds th;
         th.init(a, q0, nq);
         for (int64_t t0 = c0; t0 < c1; t0 += kTile) {
@@ -236,9 +242,10 @@ void scan_topk_quantized_qm(const ScanArgs& a) {
             smax = item_scale(a, n) > smax ? item_scale(a, n) : smax;
           }
           const float inv_smin = 1.0f / smin, inv_smax = 1.0f / smax;  // +inf for a zero scale
-          for (int j = 0; j < nq; ++j) {
-            cand[j].refresh();
-            th.bound[j] = bound_of(cand[j].th, D);
+          for (int j = 0; j < nq; ++j) {  // every thread's k-th best so far bounds this one's
+            const float b = published_best(a, q0 + j);
+            best[j] = b > best[j] ? b : best[j];
+            th.bound[j] = bound_of(best[j], D);
           }
           th.update_all(inv_smin, inv_smax);
           for (int64_t n = t0; n < t1; ++n) {
@@ -252,18 +259,11 @@ void scan_topk_quantized_qm(const ScanArgs& a) {
             alignas(64) uint16_t U[G];
             std::memcpy(U, &lo, sizeof(lo));
             std::memcpy(U + G / 2, &hi, sizeof(hi));
-            take_hits(a, n, q0, pass, U, cand, th, inv_smin, inv_smax);
+            take_hits(a, t, n, q0, pass, U, batch, best, th, inv_smin, inv_smax);
           }
+          if (batch.m > 0) score_batch(a, t, q0, batch, best, th, inv_smin, inv_smax);
         }
       }
-    }
-    // Every thread's lower bounds are final once all have scanned: re-score each queue with
-    // the final threshold.
-#pragma omp barrier
-    for (int64_t q = 0; q < B; ++q) {
-      Candidates cand(a, t, q);
-      cand.prune();
-      cand.flush_exact();
     }
   }
 }
