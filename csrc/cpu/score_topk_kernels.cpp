@@ -289,32 +289,6 @@ void all_finite(const float* x, int64_t n, int nthreads, bool* ok) {
 }
 
 namespace {
-// Smallest and largest of x[0 .. n) (n >= 1). Sixteen running minima and maxima, folded at the
-// end: the compiler vectorises that, while one running value is a loop-carried chain it may not
-// reorder (the LUT quantization of a B = 256 batch took 1.3 ms that way).
-inline void range_of(const float* x, int64_t n, float* lo_out, float* hi_out) {
-  float lo = x[0], hi = x[0];
-  int64_t c = 0;
-  if (n >= 16) {
-    float vlo[16], vhi[16];
-    for (int i = 0; i < 16; ++i) vlo[i] = vhi[i] = x[i];
-    for (c = 16; c + 16 <= n; c += 16)
-      for (int i = 0; i < 16; ++i) {
-        vlo[i] = x[c + i] < vlo[i] ? x[c + i] : vlo[i];
-        vhi[i] = x[c + i] > vhi[i] ? x[c + i] : vhi[i];
-      }
-    for (int i = 0; i < 16; ++i) {
-      lo = vlo[i] < lo ? vlo[i] : lo;
-      hi = vhi[i] > hi ? vhi[i] : hi;
-    }
-  }
-  for (; c < n; ++c) {
-    lo = x[c] < lo ? x[c] : lo;
-    hi = x[c] > hi ? x[c] : hi;
-  }
-  *lo_out = lo;
-  *hi_out = hi;
-}
 }  // namespace
 
 void quantize_luts(const float* lut, int64_t B, int64_t D, int64_t K, bool block_layout, uint8_t* qlut, float* qstep,

@@ -117,14 +117,70 @@ inline void group_sums(const uint8_t* T, const uint8_t* c, int64_t D_runtime, vu
   hi = h;
 }
 
-// Per-query integer thresholds of one group for one tile of items: u[j] is the smallest U with
-// which query j may pass the float test
+// The items of a chunk in kClasses classes of scale, so that the pre-test's integer threshold
+// (which must let through every item compared with it) is set from the scales of one class
+// instead of those of the whole chunk. Cosine scales of random W spread over 0.27-0.40, and one
+// threshold per 256-item tile, from the tile's extreme scales, let ~2.4x as many query lanes
+// reach the float test as equal scales would. With 16 classes per 4,096-item chunk, B = 256,
+// N = 1e6 went 73.7 -> 67.8 ms (those scales) and 84.6 -> 76.7 ms (scales spread 4x wider).
+// Class c holds the items whose (s - smin) * inv_w rounds down to c (the last class also takes
+// the top edge); that map is monotone in s, which is what makes the class edges below exact.
+constexpr int kClasses = 16;
+
+struct ScaleClasses {
+  int n = 1;                 // classes in use: 1 without scales, or when they span under 0.1%
+  float inv_lo[kClasses];    // 1 / a lower bound of the scales of class c (+inf for 0)
+  float inv_hi[kClasses];    // 1 / an upper bound of them
+  alignas(64) uint8_t of[kChunk];  // class of item c0 + i
+  float smin = 0.0f, inv_w = 0.0f;
+
+  int class_of(float x) const {
+    const float v = (x - smin) * inv_w;
+    return static_cast<int>(v < kClasses - 1 ? v : kClasses - 1);
+  }
+
+  void assign(const ScanArgs& a, int64_t c0, int64_t c1) {
+    for (int c = 0; c < kClasses; ++c) inv_lo[c] = inv_hi[c] = 1.0f;  // classes not in use: any finite value
+    const int64_t m = c1 - c0;
+    const float* s = a.item_scale == nullptr ? nullptr : a.item_scale + c0;
+    float lo = 1.0f, hi = 1.0f;
+    if (s != nullptr) range_of(s, m, &lo, &hi);
+    if (!(hi - lo > hi * 1e-3f)) {  // one class (also for equal or all-zero scales)
+      n = 1;
+      inv_lo[0] = 1.0f / lo;
+      inv_hi[0] = 1.0f / hi;
+      std::memset(of, 0, static_cast<size_t>(m));
+      return;
+    }
+    n = kClasses;
+    smin = lo;
+    inv_w = static_cast<float>(kClasses) / (hi - lo);
+    for (int64_t i = 0; i < m; ++i) of[i] = static_cast<uint8_t>(class_of(s[i]));
+    // Edges: a value e below class c (class_of(e) < c) bounds its scales from below, one above
+    // it from above. Start at the real-number edge and step one float at a time until the map
+    // agrees (a step or two: classes are >= 1e-4 * hi wide, far above the rounding).
+    const float w = (hi - lo) / static_cast<float>(kClasses);
+    inv_lo[0] = 1.0f / lo;
+    inv_hi[kClasses - 1] = 1.0f / hi;
+    for (int c = 1; c < kClasses; ++c) {
+      float below = lo + static_cast<float>(c) * w, above = below;
+      while (class_of(below) >= c) below = std::nextafter(below, -kInf);
+      while (class_of(above) < c) above = std::nextafter(above, kInf);
+      inv_lo[c] = 1.0f / below;
+      inv_hi[c - 1] = 1.0f / above;
+    }
+  }
+};
+
+// Per-query integer thresholds of one group, per scale class of the current chunk: row c holds
+// for query j the smallest U with which it may pass the float test
 //   (step * U + offset) * scale >= bound
-// for some item of the tile (scales in [smin, smax]), lowered by a margin that covers float
-// rounding; lo / hi hold them in the lanes of the sums (queries 0 .. G/2 - 1 / G/2 .. G - 1).
-// The test needs step * U + offset >= bound / scale, whose smallest value over the tile is
-// bound / smax for bound > 0 and bound / smin otherwise. The arithmetic is plain float so the
-// compiler vectorises a whole tile's update; the special cases fall out of IEEE rules: bound > 0
+// for some item of class c (scales in [lo_c, hi_c]), lowered by a margin that covers float
+// rounding; its first G/2 lanes are queries 0 .. G/2 - 1 and the rest G/2 .. G - 1, matching
+// the lanes of the sums.
+// The test needs step * U + offset >= bound / scale, whose smallest value over the class is
+// bound / hi_c for bound > 0 and bound / lo_c otherwise. The arithmetic is plain float so the
+// compiler vectorises it over the classes; the special cases fall out of IEEE rules: bound > 0
 // with all scales 0 gives +inf (65535: no item passes; sums never exceed D * 127 <= 65532),
 // bound < 0 with a zero scale -inf and bound 0 with a zero scale NaN (both 0: every item
 // passes, as it may). Absent queries have bound +inf.
@@ -132,11 +188,10 @@ struct Thresholds {
   alignas(64) float bound[G];  // bound_of(threshold, D), the float test's right-hand side
   alignas(64) float off[G];
   alignas(64) float inv_step[G];
-  alignas(64) uint16_t u[G];
-  vu16 lo, hi;
+  alignas(64) uint16_t rows[kClasses][G];
 
   static float lane(float bound, float off, float inv_step, float inv_smin, float inv_smax) {
-    float x = bound * (bound > 0.0f ? inv_smax : inv_smin);  // bound / scale at the tile's extreme
+    float x = bound * (bound > 0.0f ? inv_smax : inv_smin);  // bound / scale at the class's extreme
     x = x > 1e30f ? 1e30f : x;                                  // +inf: stays huge, minus a finite margin
     float t = (x - off) * inv_step - (1.0f + 1e-5f * (std::fabs(x) + std::fabs(off)) * inv_step);
     t = t > 0.0f ? t : 0.0f;  // NaN -> 0
@@ -151,18 +206,21 @@ struct Thresholds {
     }
   }
 
-  void update_all(float inv_smin, float inv_smax) {
-    for (int j = 0; j < G; ++j) u[j] = static_cast<uint16_t>(lane(bound[j], off[j], inv_step[j], inv_smin, inv_smax));
-    std::memcpy(&lo, u, sizeof(lo));
-    std::memcpy(&hi, u + G / 2, sizeof(hi));
+  // Query j's lane in every class in use.
+  void update(int j, const ScaleClasses& cl) {
+    float v[kClasses];
+    for (int c = 0; c < kClasses; ++c) v[c] = lane(bound[j], off[j], inv_step[j], cl.inv_lo[c], cl.inv_hi[c]);
+    for (int c = 0; c < cl.n; ++c) rows[c][j] = static_cast<uint16_t>(v[c]);
   }
 
-  void update(int j, float inv_smin, float inv_smax) {
-    const uint16_t v = static_cast<uint16_t>(lane(bound[j], off[j], inv_step[j], inv_smin, inv_smax));
-    if (j < G / 2)
-      lo[j] = v;
-    else
-      hi[j - G / 2] = v;
+  void update_all(const ScaleClasses& cl) {
+    for (int c = 0; c < cl.n; ++c)
+      for (int j = 0; j < G; ++j) rows[c][j] = static_cast<uint16_t>(lane(bound[j], off[j], inv_step[j], cl.inv_lo[c], cl.inv_hi[c]));
+  }
+
+  void test_row(int c, vu16& lo, vu16& hi) const {
+    std::memcpy(&lo, rows[c], sizeof(lo));
+    std::memcpy(&hi, rows[c] + G / 2, sizeof(hi));
   }
 };
 
@@ -170,7 +228,7 @@ struct Thresholds {
 // of a query rises above best[j] (the largest known here, this thread's or another's), the
 // query's bounds (float and integer) rise and the other threads are told.
 __attribute__((noinline)) void score_batch(const ScanArgs& a, int t, int64_t q0, ExactBatch& batch, float* best,
-                                           Thresholds& th, float inv_smin, float inv_smax) {
+                                           Thresholds& th, const ScaleClasses& cl) {
   batch.score(a, t);
   for (int i = 0; i < batch.m; ++i) {
     const int j = static_cast<int>(batch.q[i] - q0);
@@ -178,7 +236,7 @@ __attribute__((noinline)) void score_batch(const ScanArgs& a, int t, int64_t q0,
       best[j] = batch.thr[i];
       publish(a, t, batch.q[i], best[j]);
       th.bound[j] = bound_of(best[j], a.D);
-      th.update(j, inv_smin, inv_smax);
+      th.update(j, cl);
     }
   }
   batch.m = 0;
@@ -190,14 +248,14 @@ __attribute__((noinline)) void score_batch(const ScanArgs& a, int t, int64_t q0,
 // item.
 __attribute__((noinline)) void take_hits(const ScanArgs& a, int t, int64_t n, int64_t q0, uint64_t pass,
                                          const uint16_t* U, ExactBatch& batch, float* best, Thresholds& th,
-                                         float inv_smin, float inv_smax) {
+                                         const ScaleClasses& cl) {
   const float s = item_scale(a, n);
   for (; pass != 0; pass &= pass - 1) {
     const int j = __builtin_ctzll(pass);
     const int64_t q = q0 + j;
     const float upper = a.qstep[q] * U[j] + a.qoffset[q];
     if (!(upper * s >= th.bound[j])) continue;
-    if (batch.add(q, n)) score_batch(a, t, q0, batch, best, th, inv_smin, inv_smax);
+    if (batch.add(q, n)) score_batch(a, t, q0, batch, best, th, cl);
   }
 }
 
@@ -234,34 +292,34 @@ void scan_topk_quantized_qm(const ScanArgs& a) {
         for (int j = 0; j < G; ++j) best[j] = -kInf;
         Thresholds th;
         th.init(a, q0, nq);
+        ScaleClasses cl;
+        cl.assign(a, c0, c1);
+        th.update_all(cl);
         for (int64_t t0 = c0; t0 < c1; t0 += kTile) {
           const int64_t t1 = c1 - t0 < kTile ? c1 : t0 + kTile;
-          float smin = kInf, smax = 0.0f;
-          for (int64_t n = t0; n < t1; ++n) {
-            smin = item_scale(a, n) < smin ? item_scale(a, n) : smin;
-            smax = item_scale(a, n) > smax ? item_scale(a, n) : smax;
-          }
-          const float inv_smin = 1.0f / smin, inv_smax = 1.0f / smax;  // +inf for a zero scale
           for (int j = 0; j < nq; ++j) {  // every thread's k-th best so far bounds this one's
             const float b = published_best(a, q0 + j);
-            best[j] = b > best[j] ? b : best[j];
-            th.bound[j] = bound_of(best[j], D);
+            if (b > best[j]) {
+              best[j] = b;
+              th.bound[j] = bound_of(b, D);
+              th.update(j, cl);
+            }
           }
-          th.update_all(inv_smin, inv_smax);
           for (int64_t n = t0; n < t1; ++n) {
-            vu16 lo, hi;
+            vu16 lo, hi, th_lo, th_hi;
             if (D == 32)
               group_sums<32>(T, codes + n * 32, 32, lo, hi);
             else
               group_sums<0>(T, codes + n * D, D, lo, hi);
-            const uint64_t pass = pass_mask(lo, th.lo, hi, th.hi);
+            th.test_row(cl.of[n - c0], th_lo, th_hi);
+            const uint64_t pass = pass_mask(lo, th_lo, hi, th_hi);
             if (pass == 0) continue;  // the usual case
             alignas(64) uint16_t U[G];
             std::memcpy(U, &lo, sizeof(lo));
             std::memcpy(U + G / 2, &hi, sizeof(hi));
-            take_hits(a, t, n, q0, pass, U, batch, best, th, inv_smin, inv_smax);
+            take_hits(a, t, n, q0, pass, U, batch, best, th, cl);
           }
-          if (batch.m > 0) score_batch(a, t, q0, batch, best, th, inv_smin, inv_smax);
+          if (batch.m > 0) score_batch(a, t, q0, batch, best, th, cl);
         }
       }
     }
