@@ -81,7 +81,10 @@ inline void heap_push(float* hs, int64_t* hi, int64_t& cnt, int64_t k, float s, 
     for (;;) {  // sift down from the root
       int64_t c = 2 * i + 1;
       if (c >= k) break;
-      if (c + 1 < k && hs[c + 1] < hs[c]) ++c;
+      // The smaller child without a branch (which one it is, is a coin toss): a missing right
+      // child reads the left one again and loses the compare.
+      const int64_t r = c + 1 < k ? c + 1 : c;
+      c += hs[r] < hs[c];
       if (hs[c] >= s) break;
       hs[i] = hs[c];
       if (hi != nullptr) hi[i] = hi[c];
