@@ -29,10 +29,11 @@ constexpr int G = 32;
 #else
 constexpr int G = 16;
 #endif
-// Items between refreshes of the integer thresholds (from other threads' heaps and the tile's
-// scale range): each refresh costs ~G scalar updates, and at B = 256, N = 1e6 tiles of 64 / 256 /
-// 4096 items ran 87 / 75 / 74 ms.
-constexpr int64_t kTile = 256;
+// Items between looks at the other threads' k-th best scores: a look reads G * nthreads shared
+// floats, and the lanes that rose are recomputed for every scale class. At B = 256, N = 1e6
+// (native scan, medians of 4 alternating processes) tiles of 64 / 256 / 1024 items ran 69.3 /
+// 64.6 / 62.5 ms, and 256 / 1024 / 2048 / 4096 items 64.8 / 62.3 / 62.9 / 65.8 ms.
+constexpr int64_t kTile = 1024;
 constexpr int64_t kChunk = 4096;  // items per dynamically scheduled piece of work
 
 // The 16-bit view of a byte vector below puts byte 2i in the low half of lane i.
