@@ -125,7 +125,7 @@ def test_large_common_offset(simd_level, metric):
 def test_query_groups(simd_level, B):
     # Several groups of queries in the query-major scan (16 / 32 / 64 per group by SIMD level),
     # the last one partial; over 4,096 items, so the dynamically scheduled chunks and their
-    # 256-item threshold tiles cut through the catalogue; with exclusions per query.
+    # 1,024-item threshold tiles cut through the catalogue; with exclusions per query.
     q, W, codes = make(B, 9000, 32, 256, 20, seed=24)
     exclude = [torch.arange(b % 5, 9000, 97) for b in range(B)]
     got = {m: vf.score_topk(q, W, codes, 12, exclude=exclude, metric="cosine", mode=m) for m in ("exact", *QUANTIZED)}
