@@ -9,6 +9,7 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import vqrec_fast as vf
+from vqrec_fast._native import _C
 from vqrec_fast.reference import score_all_ref, score_topk_ref
 
 from conftest import SIMD_LEVELS
@@ -341,6 +342,30 @@ def test_bad_inputs():
         bad = W.clone()
         bad[0, 0, 0] = float("nan")
         vf.score_topk(q[:0], bad, codes, 3)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
+def test_native_core_checks_item_scales(bad):
+    # The C++ core does not rely on the Python checks: called directly, it names the first bad
+    # scale; -0.0 is a valid scale.
+    if _C is None:
+        pytest.skip("native extension not built")
+    N, D, K = 5000, 4, 16
+    lut = torch.randn(1, D, K)
+    codes = torch.randint(0, K, (N, D), dtype=torch.uint8)
+    out_s, out_i = torch.empty(1, 3), torch.empty(1, 3, dtype=torch.int64)
+    scale = torch.rand(N)
+    scale[10] = -0.0
+
+    def call():
+        _C.score_topk(lut.data_ptr(), 1, D, K, codes.data_ptr(), "uint8", N, scale.data_ptr(), 0, 0, 3, 0,
+                      out_s.data_ptr(), out_i.data_ptr(), 1)
+
+    call()
+    scale[4321] = bad
+    scale[4999] = bad
+    with pytest.raises(ValueError, match=r"item_scale\[4321\] = .* must be finite and >= 0"):
+        call()
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.int32])
