@@ -146,26 +146,29 @@ def test_quantized_picks_one_of_its_scans(simd_level):
 
 
 def test_quantized_scan_choice(simd_level):
-    # the block scan only where VBMI byte permutes exist and the batch or catalogue is small
+    # the block scan only where VBMI byte permutes exist and the batch is small (below 28
+    # queries, or 48 over fewer than 200k items): the crossovers measured in pick_quantized_scan
     from vqrec_fast.ops.score_topk import quantized_scan
 
-    for B, N in ((1, 10**6), (32, 10**6), (256, 10**4), (40, 10**5), (256, 10**6), (4096, 10**7)):
-        small = B < 40 or N < 100_000
-        assert quantized_scan(B, N) == ("blocks" if simd_level == "avx512" and small else "queries"), (B, N)
+    blocks = {(1, 10**6), (27, 10**6), (32, 10**5), (47, 199_999)}
+    queries = {(28, 10**6), (32, 200_000), (48, 10**4), (256, 10**4), (256, 10**6), (4096, 10**7)}
+    for B, N in blocks | queries:
+        want = "blocks" if simd_level == "avx512" and (B, N) in blocks else "queries"
+        assert quantized_scan(B, N) == want, (B, N)
 
 
 def test_auto_at_the_crossover(simd_level):
-    # B = 40 queries over 100k items: the smallest shape where mode="auto" runs the query-major
-    # scan at every level; its scores equal the float scan's bit for bit
+    # B = 28 queries over 200k items: the fewest queries with which mode="auto" runs the
+    # query-major scan at every level; its scores equal the float scan's bit for bit
     from vqrec_fast.ops.score_topk import quantized_scan
 
-    q, W, codes = make(40, 100_000, 32, 256, 8, seed=26)
-    assert quantized_scan(40, 100_000) == "queries"
-    exclude = [torch.arange(b, 100_000, 7) for b in range(40)]
+    q, W, codes = make(28, 200_000, 32, 256, 8, seed=26)
+    assert quantized_scan(28, 200_000) == "queries"
+    exclude = [torch.arange(b, 200_000, 7) for b in range(28)]
     got = vf.score_topk(q, W, codes, 25, exclude=exclude, metric="cosine")
     ref = vf.score_topk(q, W, codes, 25, exclude=exclude, metric="cosine", mode="exact")
     assert torch.equal(got[0], ref[0])
-    for b in range(40):
+    for b in range(28):
         assert not bool(torch.isin(got[1][b], exclude[b]).any())
 
 

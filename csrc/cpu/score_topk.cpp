@@ -49,17 +49,18 @@ void check_exclusions(const int64_t* off, const int64_t* ids, int64_t B, int64_t
 }  // namespace
 
 // The faster quantized scan for the active level, B queries and N items. With AVX-512 VBMI byte
-// permutes the block scan wins for small batches or catalogues, the query-major scan (whose
-// fixed costs are higher: its tables, and more exact tests while the heaps fill) from about 40
-// queries and 100k items on. Native times on a 2-core Zen 4 (scales in [1, 1.1]), blocks /
-// queries: N = 1e6, B = 16 / 32 / 48: 8.7 / 13.7, 14.7 / 15.3, 20.7 / 17.3 ms; B = 64, N = 1e5 /
-// 3e5 / 1e6: 5.4 / 5.5, 10.6 / 9.1, 26.7 / 18.8 ms; B = 256: 25.3 / 25.0, 43.8 / 39.4, 104.6 /
-// 79.5 ms. Without VBMI the block scan looks codes up one byte at a time and the query-major
-// scan is 5-10x faster everywhere (AVX2, N = 1e6, B = 1 / 256: 11.8 / 128 ms against 16.1 / 1408).
+// permutes the block scan wins for small batches, the query-major scan (whose fixed costs are
+// higher: its tables) from about 28 queries on, or 48 below 200k items. Native times on a 2-core
+// Zen 4 (CodeIndex scales, k = 50, session 8 code), blocks / queries in ms: N = 1e6, B = 16 / 24
+// / 28 / 32 / 48: 9.0 / 11.9, 12.0 / 12.9, 13.7 / 14.8 (16.4 / 14.0 in a second run), 15.4 /
+// 13.3, 21.6 / 14.5; N = 1e5, B = 32 / 64 / 128: 2.9 / 3.3, 5.6 / 4.6, 11.1 / 10.4; N = 3e5,
+// B = 32 / 64: 5.9 / 5.4, 12.6 / 7.4; N = 3e4, B = 64 / 256: 3.5-3.9 / 3.7, 13.6-15.3 / 13.4-13.5.
+// Without VBMI the block scan looks codes up one byte at a time and the query-major scan is 5-10x
+// faster everywhere (AVX2, N = 1e6, B = 1 / 256: 11.8 / 128 ms against 16.1 / 1408, session 7).
 ScanMode pick_quantized_scan(int64_t B, int64_t N) {
-  constexpr int64_t kMinBatch = 40, kMinItems = 100000;
-  const bool blocks = active_level() == IsaLevel::avx512 && (B < kMinBatch || N < kMinItems);
-  return blocks ? ScanMode::quantized_blocks : ScanMode::quantized_queries;
+  constexpr int64_t kMinBatch = 28, kMinBatchFewItems = 48, kFewItems = 200000;
+  const bool small = B < kMinBatch || (B < kMinBatchFewItems && N < kFewItems);
+  return active_level() == IsaLevel::avx512 && small ? ScanMode::quantized_blocks : ScanMode::quantized_queries;
 }
 
 void score_topk(const float* lut, int64_t B, int64_t D, int64_t K, const void* codes, CodeType ct, int64_t N,
