@@ -10,9 +10,10 @@ metric="cosine" normalises the queries and defaults s_n to 1 / ||item_n|| (item_
 n), so the score is the cosine between query and item, as VQ-Rec scores.
 
 The LUTs are one GEMM in PyTorch; the scan over items is native (csrc/cpu/score_topk*.cpp):
-a streaming top-k that never holds the B x N matrix. It scans uint8 quantized LUTs and
-re-ranks a short list exactly, at every SIMD level (the AVX-512 VBMI block scan or the
-query-major scan, see score_topk's `mode`); a float-LUT scan remains for K > 256 or D > 516.
+a streaming top-k that never holds the B x N matrix. It scans uint8 quantized LUTs and scores
+exactly the few items whose bound reaches a query's k-th best score so far, at every SIMD
+level (the AVX-512 VBMI block scan or the query-major scan, see score_topk's `mode`); a
+float-LUT scan remains for K > 256 or D > 516.
 All give the exact float32 scores. For N <= D * K (e.g. evaluation over a few thousand real
 items) the item matrix is smaller than the LUTs, and "auto" instead multiplies the queries with
 the code-bag items in chunks of at most 16M scores. Without the native extension the
@@ -231,8 +232,9 @@ def score_topk(
         exclude: per-query item ids never to return: a sequence of B id collections, or a CSR
             pair (offsets int64 [B + 1], ids int64).
         metric: "ip" or "cosine" (queries normalised, items scaled by 1 / norm).
-        mode: "auto" | "exact" (float LUT scan) | "quantized" (uint8 LUT scan + exact re-rank)
-            | "dense" (GEMM against the code-bag items, chunked; the small-N choice of "auto").
+        mode: "auto" | "exact" (float LUT scan) | "quantized" (uint8 LUT scan, its candidates
+            scored exactly) | "dense" (GEMM against the code-bag items, chunked; the small-N
+            choice of "auto").
             On the CPU "quantized" runs whichever of its two scans is faster for the SIMD
             level, B and N (``quantized_scan(B, N)`` says which): the block scan (AVX-512 VBMI
             byte permutes look 64 items up in one query's table) or the query-major scan (one
