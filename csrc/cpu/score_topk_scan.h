@@ -1,8 +1,8 @@
 // Per-ISA helpers shared by the ADC scans (score_topk_kernels.cpp, score_topk_qm_kernels.cpp):
 // the hand-written heaps, exclusions, exact scoring, and the quantized scans' shared thresholds
-// and batched exact scoring of candidates. Included only by *_kernels.cpp files, so each level and file keeps its own
-// internal copy (see code_bag_kernels.cpp for why these files avoid shared templates and
-// globals).
+// and batched exact scoring of candidates. Included only by *_kernels.cpp files, so each level
+// and file keeps its own internal copy (see code_bag_kernels.cpp for why these files avoid
+// shared templates and globals).
 #pragma once
 #include <cmath>
 #include <cstring>
@@ -63,7 +63,6 @@ inline void range_of(const float* x, int64_t n, float* lo_out, float* hi_out) {
 }
 
 // Min-heap of (score, id) with `cnt` entries out of capacity k; root = current k-th best.
-// hi == nullptr keeps scores only (the quantized scan's heap of lower bounds).
 inline void heap_push(float* hs, int64_t* hi, int64_t& cnt, int64_t k, float s, int64_t id) {
   int64_t i;
   if (cnt < k) {
@@ -72,7 +71,7 @@ inline void heap_push(float* hs, int64_t* hi, int64_t& cnt, int64_t k, float s, 
       const int64_t p = (i - 1) / 2;
       if (hs[p] <= s) break;
       hs[i] = hs[p];
-      if (hi != nullptr) hi[i] = hi[p];
+      hi[i] = hi[p];
       i = p;
     }
   } else {
@@ -87,12 +86,12 @@ inline void heap_push(float* hs, int64_t* hi, int64_t& cnt, int64_t k, float s, 
       c += hs[r] < hs[c];
       if (hs[c] >= s) break;
       hs[i] = hs[c];
-      if (hi != nullptr) hi[i] = hi[c];
+      hi[i] = hi[c];
       i = c;
     }
   }
   hs[i] = s;
-  if (hi != nullptr) hi[i] = id;
+  hi[i] = id;
 }
 
 inline float heap_threshold(const float* hs, int64_t cnt, int64_t k) { return cnt < k ? -kInf : hs[0]; }
