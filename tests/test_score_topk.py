@@ -135,6 +135,38 @@ def test_query_groups(simd_level, B):
         assert torch.equal(got[m][0], got["exact"][0]), m
 
 
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+def test_query_groups_across_threads(simd_level, nthreads):
+    # The query-major scan gives whole groups of queries to threads while each thread gets one,
+    # and splits the items of the groups left over between the threads: with 1 / 2 / 3 threads
+    # and 3 / 5 / 10 groups (B = 150 at 64 / 32 / 16 queries per group), both ways and their
+    # mix, with exclusions; the scores equal the float scan's bit for bit.
+    from vqrec_fast.ops.score_topk import query_luts
+
+    if _C is None:
+        pytest.skip("native extension not built")
+    B, N, k = 150, 9000, 20
+    q, W, codes = make(B, N, 32, 256, 12, seed=27)
+    scale = 0.5 + torch.rand(N, generator=torch.Generator().manual_seed(28))
+    exclude = [torch.arange(b % 3, N, 11) for b in range(B)]
+    off = torch.tensor([0] + [len(e) for e in exclude]).cumsum(0)
+    ids = torch.cat(exclude)
+    lut = query_luts(q, W).contiguous()
+
+    def run(scan):
+        s, i = torch.empty(B, k), torch.empty(B, k, dtype=torch.int64)
+        _C.score_topk(lut.data_ptr(), B, 32, 256, codes.data_ptr(), "uint8", N, scale.data_ptr(), off.data_ptr(),
+                      ids.data_ptr(), k, scan, s.data_ptr(), i.data_ptr(), nthreads)
+        return s, i
+
+    ref_s, _ = run(0)  # the float scan
+    s, i = run(3)  # the query-major scan
+    assert torch.equal(s, ref_s)
+    for b in range(B):
+        assert not bool(torch.isin(i[b], exclude[b]).any())
+    check_topk((s, i), q, W, codes, k, item_scale=scale, exclude=exclude)
+
+
 def test_quantized_picks_one_of_its_scans(simd_level):
     # mode="quantized" (and "auto" for N > D * K) run one of the two scans; the answer is theirs
     for B in (5, 100):

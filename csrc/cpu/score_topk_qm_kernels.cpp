@@ -292,69 +292,89 @@ __attribute__((noinline)) void take_hits(const ScanArgs& a, int t, int64_t n, in
   }
 }
 
+// Items c0 .. c1 - 1 for the group of queries q0 .. q0 + nq - 1, whose tables are at T, into
+// thread t's heaps.
+void scan_chunk(const ScanArgs& a, int t, const uint8_t* T, int64_t q0, int nq, int64_t c0, int64_t c1) {
+  const int64_t D = a.D;
+  const uint8_t* codes = static_cast<const uint8_t*>(a.codes);
+  ExactBatch batch;
+  alignas(64) float best[G];
+  for (int j = 0; j < G; ++j) best[j] = -kInf;
+  Thresholds th;
+  th.init(a, q0, nq);
+  ScaleClasses cl;
+  cl.assign(a, c0, c1);
+  th.update_all(cl);
+  for (int64_t t0 = c0; t0 < c1; t0 += kTile) {
+    const int64_t t1 = c1 - t0 < kTile ? c1 : t0 + kTile;
+    for (int j = 0; j < nq; ++j) {  // every thread's k-th best so far bounds this one's
+      const float b = published_best(a, q0 + j);
+      if (b > best[j]) {
+        best[j] = b;
+        th.bound[j] = bound_of(b, D);
+        th.update(j, cl);
+      }
+    }
+    for (int64_t n = t0; n < t1; ++n) {
+      vu16 lo, hi, th_lo, th_hi;
+      if (D == 32)
+        group_sums32(T, codes + n * 32, lo, hi);
+      else
+        group_sums(T, codes + n * D, D, lo, hi);
+      th.test_row(cl.of[n - c0], th_lo, th_hi);
+      const uint64_t pass = pass_mask(lo, th_lo, hi, th_hi);
+      if (pass == 0) continue;  // the usual case
+      alignas(64) uint16_t U[G];
+      std::memcpy(U, &lo, sizeof(lo));
+      std::memcpy(U + G / 2, &hi, sizeof(hi));
+      take_hits(a, t, n, q0, pass, U, batch, best, th, cl);
+    }
+    if (batch.m > 0) score_batch(a, t, q0, batch, best, th, cl);
+  }
+}
+
 }  // namespace
 
 void scan_topk_quantized_qm(const ScanArgs& a) {
   const int64_t D = a.D, N = a.N, B = a.B;
   const int64_t groups = (B + G - 1) / G;
-  // One group's tables at a time (512 KiB at D = 32 on AVX-512), rebuilt for each group, so the
-  // memory does not grow with B or with D * groups.
+  // Groups go whole to threads while every thread gets one: a query's heap then sees every item,
+  // so its threshold is the k-th best of all items scored so far, not of one thread's share
+  // (the larger of the threads' k-th best scores, each from about half the items, let about
+  // twice as many items through). The groups left over (fewer than threads) are scanned one at
+  // a time with the items split between the threads.
+  const int64_t own_rounds = groups / a.nthreads;
+  const int64_t shared_groups = groups - own_rounds * a.nthreads;
+  // One group's tables per thread (own rounds) and one shared (leftover groups): 512 KiB each at
+  // D = 32 on AVX-512, rebuilt for each group, so the memory does not grow with B.
   const int64_t table_bytes = D * 256 * G;
-  const Scratch tables(static_cast<size_t>(table_bytes));
-  // First touch from one thread: faulted by two threads at once, the 2 MiB region came back in
+  const int64_t stride = static_cast<int64_t>(round_up_huge(static_cast<size_t>(table_bytes)));
+  const int64_t buffers = (own_rounds > 0 ? a.nthreads : 0) + (shared_groups > 0 ? 1 : 0);
+  const Scratch tables(static_cast<size_t>(buffers * stride));
+  // First touch from one thread: faulted by two threads at once, a 2 MiB region came back in
   // 4 KiB pages and the scan's random row loads ran ~12% slower (99 vs 87 ms at B = 256,
-  // N = 1e6); zeroing it here costs ~0.1 ms.
-  std::memset(tables.data(), 0, static_cast<size_t>(table_bytes));
-  uint8_t* const T = reinterpret_cast<uint8_t*>(tables.data());
-  const uint8_t* codes = static_cast<const uint8_t*>(a.codes);
+  // N = 1e6); zeroing costs ~0.1 ms per table.
+  for (int64_t i = 0; i < buffers; ++i) std::memset(tables.data() + i * stride, 0, static_cast<size_t>(table_bytes));
+  uint8_t* const shared_T = reinterpret_cast<uint8_t*>(tables.data()) + (buffers - 1) * stride;
 
 #pragma omp parallel num_threads(a.nthreads)
   {
     const int t = omp_thread_id();
-    for (int64_t g = 0; g < groups; ++g) {
+    uint8_t* const own_T = reinterpret_cast<uint8_t*>(tables.data()) + t * stride;
+    for (int64_t r = 0; r < own_rounds; ++r) {
+      const int64_t q0 = (r * a.nthreads + t) * G;
+      const int nq = static_cast<int>(B - q0 < G ? B - q0 : G);
+      for (int64_t d = 0; d < D; ++d) build_group_rows(a.qlut, D, q0, nq, d, own_T);
+      for (int64_t c0 = 0; c0 < N; c0 += kChunk) scan_chunk(a, t, own_T, q0, nq, c0, N - c0 < kChunk ? N : c0 + kChunk);
+    }
+    for (int64_t g = own_rounds * a.nthreads; g < groups; ++g) {
       const int64_t q0 = g * G;
       const int nq = static_cast<int>(B - q0 < G ? B - q0 : G);
       // (the barrier ending the previous group's scan keeps its tables until all are done)
 #pragma omp for schedule(static)
-      for (int64_t d = 0; d < D; ++d) build_group_rows(a.qlut, D, q0, nq, d, T);
+      for (int64_t d = 0; d < D; ++d) build_group_rows(a.qlut, D, q0, nq, d, shared_T);
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t c0 = 0; c0 < N; c0 += kChunk) {
-        const int64_t c1 = N - c0 < kChunk ? N : c0 + kChunk;
-        ExactBatch batch;
-        alignas(64) float best[G];
-        for (int j = 0; j < G; ++j) best[j] = -kInf;
-        Thresholds th;
-        th.init(a, q0, nq);
-        ScaleClasses cl;
-        cl.assign(a, c0, c1);
-        th.update_all(cl);
-        for (int64_t t0 = c0; t0 < c1; t0 += kTile) {
-          const int64_t t1 = c1 - t0 < kTile ? c1 : t0 + kTile;
-          for (int j = 0; j < nq; ++j) {  // every thread's k-th best so far bounds this one's
-            const float b = published_best(a, q0 + j);
-            if (b > best[j]) {
-              best[j] = b;
-              th.bound[j] = bound_of(b, D);
-              th.update(j, cl);
-            }
-          }
-          for (int64_t n = t0; n < t1; ++n) {
-            vu16 lo, hi, th_lo, th_hi;
-            if (D == 32)
-              group_sums32(T, codes + n * 32, lo, hi);
-            else
-              group_sums(T, codes + n * D, D, lo, hi);
-            th.test_row(cl.of[n - c0], th_lo, th_hi);
-            const uint64_t pass = pass_mask(lo, th_lo, hi, th_hi);
-            if (pass == 0) continue;  // the usual case
-            alignas(64) uint16_t U[G];
-            std::memcpy(U, &lo, sizeof(lo));
-            std::memcpy(U + G / 2, &hi, sizeof(hi));
-            take_hits(a, t, n, q0, pass, U, batch, best, th, cl);
-          }
-          if (batch.m > 0) score_batch(a, t, q0, batch, best, th, cl);
-        }
-      }
+      for (int64_t c0 = 0; c0 < N; c0 += kChunk) scan_chunk(a, t, shared_T, q0, nq, c0, N - c0 < kChunk ? N : c0 + kChunk);
     }
   }
 }
