@@ -1,6 +1,6 @@
 """score_topk / score_all against the float64 brute-force reference, at every SIMD level and in
-every scan (exact float LUTs; quantized LUTs + exact re-rank, by blocks of items and by groups of
-queries). Scores must match within 1e-5 (relative to the largest score); ids are checked through
+every scan (exact float LUTs; quantized LUTs whose candidates are scored exactly, by blocks of
+items and by groups of queries). Scores must match within 1e-5 (relative to the largest score); ids are checked through
 their reference scores, so ties may resolve differently."""
 from __future__ import annotations
 
@@ -95,11 +95,12 @@ def test_scale_extremes_per_block(simd_level, sign):
 @pytest.mark.parametrize("spread", [0.5, 1.5e-3, 0.5e-3, 0.0])
 def test_scale_decides_the_ranking(simd_level, sign, spread):
     # The quantized scans pre-test items with integer thresholds derived from the scales of a
-    # whole tile or block, which must hold for its largest scale when scores are positive and
+    # whole block or scale class, which must hold for its largest scale when scores are positive and
     # for its smallest when they are negative. Table entries near a common value of +-5 with a
     # tiny spread make the item scale decide the ranking, with a bound band far narrower than
-    # the spread of scales (0.05% to 50%), so a threshold taken from the wrong end of a tile's
-    # scales holds back top items: that mistake fails this test (checked by planting it).
+    # the spread of scales (0.05% to 50%), so a threshold taken from the wrong end of a block's
+    # or class's scales holds back top items: that mistake fails this test (checked by planting
+    # it).
     q, W, codes = make(33, 4096 * 2 + 300, 32, 256, 8, seed=25)
     W = sign * (5.0 + 1e-3 * W)
     q = q.abs() + 0.5

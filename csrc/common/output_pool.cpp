@@ -3,12 +3,11 @@
 
 #include <cstdlib>
 
-#include "cpu/code_bag.h"  // round_up_huge, alloc_huge_aligned, advise_huge_pages
+#include "cpu/code_bag.h"  // kHugePage, round_up_huge, alloc_huge_aligned, advise_huge_pages
 
 namespace vqrec {
 namespace {
 
-constexpr size_t kHuge = size_t(2) << 20;
 constexpr size_t kDefaultLimit = size_t(256) << 20;
 
 }  // namespace
@@ -30,7 +29,7 @@ OutputPool::Block OutputPool::acquire(size_t bytes) {
     size_t best = free_.size();
     for (size_t i = 0; i < free_.size(); ++i) {
       const size_t cap = free_[i].capacity;
-      if (cap >= want && cap <= want + want / 4 + kHuge && (best == free_.size() || cap < free_[best].capacity))
+      if (cap >= want && cap <= want + want / 4 + kHugePage && (best == free_.size() || cap < free_[best].capacity))
         best = i;
     }
     if (best != free_.size()) {

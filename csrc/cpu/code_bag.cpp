@@ -166,8 +166,6 @@ void advise_huge_pages(void* p, size_t bytes) {
 #endif
 }
 
-constexpr size_t kHugePage = size_t(2) << 20;
-
 size_t round_up_huge(size_t bytes) { return bytes == 0 ? kHugePage : (bytes + kHugePage - 1) / kHugePage * kHugePage; }
 
 char* alloc_huge_aligned(size_t rounded_bytes) {

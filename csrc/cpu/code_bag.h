@@ -42,6 +42,7 @@ void advise_huge_pages(void* p, size_t bytes);
 // Large buffers are whole 2 MiB pages, 2 MiB-aligned (Scratch and the output cache):
 // round_up_huge gives the size (at least one page), alloc_huge_aligned that memory from
 // std::aligned_alloc (release with std::free; throws std::bad_alloc).
+constexpr size_t kHugePage = size_t(2) << 20;
 size_t round_up_huge(size_t bytes);
 char* alloc_huge_aligned(size_t rounded_bytes);
 

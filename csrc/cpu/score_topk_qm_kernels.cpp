@@ -191,7 +191,7 @@ struct ScaleClasses {
     for (int64_t i = 0; i < m; ++i) of[i] = static_cast<uint8_t>(class_of(s[i]));
     // Edges: a value e below class c (class_of(e) < c) bounds its scales from below, one above
     // it from above. Start at the real-number edge and step one float at a time until the map
-    // agrees (a step or two: classes are >= 1e-4 * hi wide, far above the rounding).
+    // agrees (a step or two: classes are over 6e-5 * hi wide, far above the rounding).
     const float w = (hi - lo) / static_cast<float>(kClasses);
     inv_lo[0] = 1.0f / lo;
     inv_hi[kClasses - 1] = 1.0f / hi;
@@ -357,24 +357,26 @@ void scan_topk_quantized_qm(const ScanArgs& a) {
   for (int64_t i = 0; i < buffers; ++i) std::memset(tables.data() + i * stride, 0, static_cast<size_t>(table_bytes));
   uint8_t* const shared_T = reinterpret_cast<uint8_t*>(tables.data()) + (buffers - 1) * stride;
 
+  auto group_size = [&](int64_t q0) { return static_cast<int>(B - q0 < G ? B - q0 : G); };
+  auto chunk_end = [&](int64_t c0) { return N - c0 < kChunk ? N : c0 + kChunk; };
 #pragma omp parallel num_threads(a.nthreads)
   {
     const int t = omp_thread_id();
     uint8_t* const own_T = reinterpret_cast<uint8_t*>(tables.data()) + t * stride;
     for (int64_t r = 0; r < own_rounds; ++r) {
       const int64_t q0 = (r * a.nthreads + t) * G;
-      const int nq = static_cast<int>(B - q0 < G ? B - q0 : G);
+      const int nq = group_size(q0);
       for (int64_t d = 0; d < D; ++d) build_group_rows(a.qlut, D, q0, nq, d, own_T);
-      for (int64_t c0 = 0; c0 < N; c0 += kChunk) scan_chunk(a, t, own_T, q0, nq, c0, N - c0 < kChunk ? N : c0 + kChunk);
+      for (int64_t c0 = 0; c0 < N; c0 += kChunk) scan_chunk(a, t, own_T, q0, nq, c0, chunk_end(c0));
     }
     for (int64_t g = own_rounds * a.nthreads; g < groups; ++g) {
       const int64_t q0 = g * G;
-      const int nq = static_cast<int>(B - q0 < G ? B - q0 : G);
+      const int nq = group_size(q0);
       // (the barrier ending the previous group's scan keeps its tables until all are done)
 #pragma omp for schedule(static)
       for (int64_t d = 0; d < D; ++d) build_group_rows(a.qlut, D, q0, nq, d, shared_T);
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t c0 = 0; c0 < N; c0 += kChunk) scan_chunk(a, t, shared_T, q0, nq, c0, N - c0 < kChunk ? N : c0 + kChunk);
+      for (int64_t c0 = 0; c0 < N; c0 += kChunk) scan_chunk(a, t, shared_T, q0, nq, c0, chunk_end(c0));
     }
   }
 }

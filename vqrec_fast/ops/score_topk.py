@@ -183,9 +183,9 @@ def _resolve_mode(mode: str, K: int, D: int, N: int) -> str:
         # evaluation over a few thousand real items).
         return "dense"
     if mode == "auto":
-        # The uint8 scans beat the float scan at every SIMD level and batch size (5-10x at
-        # N = 1e6 on AVX2 and SSE2, ~9x with AVX-512 VBMI); the float scan remains for K > 256
-        # or D > 516, which the uint8 tables cannot hold.
+        # The uint8 scans beat the float scan at every SIMD level and batch size (B = 256,
+        # N = 1e6: ~10x on AVX2, ~14x with AVX-512 VBMI, benchmarks/RESULTS.md); the float scan
+        # remains for K > 256 or D > 516, which the uint8 tables cannot hold.
         return "quantized" if fits else "exact"
     return mode
 
